@@ -1,0 +1,169 @@
+"""Which MyNotary to talk to, with which credentials, and where its links live.
+
+Settings come from flags and environment variables. The API key comes only from
+``MYNOTARY_API_KEY`` or a file (``MYNOTARY_API_KEY_FILE`` or ``--api-key-file``),
+never from a flag's value, because command lines show in process lists.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from dataclasses import dataclass
+from dataclasses import field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from reconciler.errors import ConfigurationError
+from reconciler.links import TargetIdentity
+
+SANDBOX_URL = "sandbox"
+SANDBOX_ORGANIZATION_ID = 1
+SANDBOX_USER_ID = 1
+SANDBOX_DIR = Path(".reconciler")
+DEFAULT_LINKS_PATH = Path("state/links.yaml")
+
+
+@dataclass(frozen=True)
+class TargetOptions:
+    """Target settings given on the command line; None means not given."""
+
+    url: str | None = None
+    organization_id: int | None = None
+    user_id: int | None = None
+    api_key_file: Path | None = None
+    target: str | None = None
+    links_path: Path | None = None
+    timeout: float | None = None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved settings for one run."""
+
+    is_sandbox: bool
+    url: str
+    organization_id: int
+    user_id: int
+    links_path: Path
+    timeout: float = 30.0
+    api_key: str | None = field(default=None, repr=False)
+
+    @property
+    def target(self) -> TargetIdentity:
+        return TargetIdentity(self.url, self.organization_id)
+
+    @property
+    def sandbox_database(self) -> Path:
+        return SANDBOX_DIR / "sandbox.db"
+
+
+def resolve_settings(options: TargetOptions, environ: Mapping[str, str]) -> Settings:
+    """Return the settings of this run from ``options`` and ``environ``.
+
+    Without a URL the embedded sandbox is the target, except in CI or when an API
+    key is set: a forgotten URL must not turn a real run into a sandbox run.
+    """
+    url = options.url or environ.get("MYNOTARY_URL") or None
+    timeout = options.timeout or float(environ.get("MYNOTARY_TIMEOUT", "30"))
+    if options.target == "sandbox":
+        if url:
+            raise ConfigurationError(
+                "--target sandbox and a MyNotary URL were both given; drop one"
+            )
+        return _sandbox_settings(options, timeout)
+    api_key = _read_api_key(options, environ)
+    if url is None:
+        _reject_implicit_sandbox(options, environ, api_key)
+        return _sandbox_settings(options, timeout)
+    check_url(url)
+    return Settings(
+        is_sandbox=False,
+        url=url.rstrip("/"),
+        organization_id=_required_id(
+            options.organization_id, environ, "MYNOTARY_ORGANIZATION_ID", "--organization"
+        ),
+        user_id=_required_id(options.user_id, environ, "MYNOTARY_USER_ID", "--user"),
+        links_path=options.links_path or DEFAULT_LINKS_PATH,
+        timeout=timeout,
+        api_key=api_key,
+    )
+
+
+def _sandbox_settings(options: TargetOptions, timeout: float) -> Settings:
+    return Settings(
+        is_sandbox=True,
+        url=SANDBOX_URL,
+        organization_id=SANDBOX_ORGANIZATION_ID,
+        user_id=SANDBOX_USER_ID,
+        links_path=options.links_path or SANDBOX_DIR / "links.yaml",
+        timeout=timeout,
+    )
+
+
+def _reject_implicit_sandbox(
+    options: TargetOptions, environ: Mapping[str, str], api_key: str | None
+) -> None:
+    reason = None
+    if options.target == "mynotary":
+        reason = "--target mynotary was given"
+    elif environ.get("CI"):
+        reason = "CI is set"
+    elif api_key is not None:
+        reason = "an API key is set"
+    if reason is not None:
+        raise ConfigurationError(
+            f"no MyNotary URL is set and {reason}, so the sandbox is not used: "
+            "set MYNOTARY_URL (or --url), or pass --target sandbox"
+        )
+
+
+def _required_id(
+    value: int | None, environ: Mapping[str, str], variable: str, flag: str
+) -> int:
+    if value is not None:
+        return value
+    text = environ.get(variable)
+    if not text:
+        raise ConfigurationError(f"{variable} is not set; set it or pass {flag}")
+    try:
+        return int(text)
+    except ValueError:
+        raise ConfigurationError(f"{variable} must be an integer id") from None
+
+
+def _read_api_key(options: TargetOptions, environ: Mapping[str, str]) -> str | None:
+    key_file = options.api_key_file or environ.get("MYNOTARY_API_KEY_FILE")
+    if key_file:
+        try:
+            key = Path(key_file).read_text(encoding="utf-8").strip()
+        except OSError as error:
+            raise ConfigurationError(
+                f"can't read the API key file {key_file}: {error.strerror}"
+            ) from None
+        if not key:
+            raise ConfigurationError(f"the API key file {key_file} is empty")
+        return key
+    return environ.get("MYNOTARY_API_KEY") or None
+
+
+def check_url(url: str) -> None:
+    """Reject a URL that is not http(s), or plain http to a non-loopback host."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigurationError(
+            f"MyNotary URL '{url}' is invalid; expected https://host[/path]"
+        )
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        raise ConfigurationError(
+            f"MyNotary URL '{url}' uses plain http to a remote host; use https"
+        )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

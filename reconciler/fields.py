@@ -1,0 +1,124 @@
+"""The fields of a programme and of a lot that the reconciler compares and pushes.
+
+Each field has a name (its path in the manifest, such as ``address.street``), a kind
+that selects its normalization, and for decimals the number of places they are shown
+with. The MyNotary side of each field is in ``reconciler.mynotary.adapter``.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from reconciler import normalize
+from reconciler.normalize import Value
+
+DWELLING_NATURES = ("appartement", "duplex", "triplex", "maison")
+ANNEX_NATURES = ("cave", "cellier", "garage", "parking")
+LOT_NATURES = (*DWELLING_NATURES, *ANNEX_NATURES, "local")
+ORIENTATIONS = ("N", "NE", "E", "SE", "S", "SO", "O", "NO")
+SALE_STATUSES = ("available", "optioned", "reserved", "sold")
+
+
+class FieldKind(enum.Enum):
+    TEXT = "text"
+    INTEGER = "integer"
+    DECIMAL = "decimal"
+    DATE = "date"
+    ENUM = "enum"
+    REFERENCES = "references"
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """One comparable field: its manifest path, kind and display precision."""
+
+    name: str
+    kind: FieldKind
+    places: int = 0
+    choices: tuple[str, ...] = ()
+
+    def normalize(self, raw: object) -> Value:
+        """Return ``raw`` in the normalized form of this field's kind."""
+        match self.kind:
+            case FieldKind.TEXT:
+                return normalize.normalize_text(raw)
+            case FieldKind.INTEGER:
+                return normalize.normalize_integer(raw)
+            case FieldKind.DECIMAL:
+                return normalize.normalize_decimal(raw)
+            case FieldKind.DATE:
+                return normalize.normalize_date(raw)
+            case FieldKind.ENUM:
+                return normalize.normalize_enum(raw, self.choices)
+            case FieldKind.REFERENCES:
+                return normalize.normalize_references(raw)  # type: ignore[arg-type]
+
+    def format(self, value: Value) -> str:
+        """Return ``value`` as renderings show it; decimals at this field's places."""
+        if isinstance(value, Decimal) and self.places:
+            quantum = Decimal(1).scaleb(-self.places)
+            if value == value.quantize(quantum):
+                return format(value.quantize(quantum), "f")
+        return normalize.format_value(value)
+
+
+def _text(name: str) -> FieldSpec:
+    return FieldSpec(name, FieldKind.TEXT)
+
+
+PROGRAMME_FIELDS: tuple[FieldSpec, ...] = (
+    _text("name"),
+    _text("address.streetNumber"),
+    _text("address.street"),
+    _text("address.postalCode"),
+    _text("address.city"),
+    _text("address.country"),
+    _text("promoter.name"),
+    _text("promoter.siren"),
+    _text("promoter.siret"),
+    _text("buildingPermit.number"),
+    FieldSpec("buildingPermit.date", FieldKind.DATE),
+    FieldSpec("expectedDelivery", FieldKind.DATE),
+)
+
+LOT_FIELDS: tuple[FieldSpec, ...] = (
+    _text("number"),
+    FieldSpec("nature", FieldKind.ENUM, choices=LOT_NATURES),
+    _text("building"),
+    FieldSpec("floor", FieldKind.INTEGER),
+    FieldSpec("orientation", FieldKind.ENUM, choices=ORIENTATIONS),
+    FieldSpec("rooms", FieldKind.INTEGER),
+    FieldSpec("livingArea", FieldKind.DECIMAL, places=2),
+    FieldSpec("carrezArea", FieldKind.DECIMAL, places=2),
+    FieldSpec("annexes", FieldKind.REFERENCES),
+    FieldSpec("price", FieldKind.DECIMAL, places=2),
+    FieldSpec("vatRate", FieldKind.DECIMAL),
+    FieldSpec("status", FieldKind.ENUM, choices=SALE_STATUSES),
+)
+
+FIELDS_BY_NAME: dict[str, FieldSpec] = {
+    spec.name: spec for spec in (*PROGRAMME_FIELDS, *LOT_FIELDS)
+}
+
+FieldValues = Mapping[str, Value]
+
+
+def read_path(data: Mapping[str, Any], dotted: str) -> object:
+    """Return the value at a dotted path of nested mappings, or None if absent."""
+    current: object = data
+    for part in dotted.split("."):
+        if not isinstance(current, Mapping):
+            return None
+        current = current.get(part)
+    return current
+
+
+def normalize_fields(
+    specs: tuple[FieldSpec, ...], data: Mapping[str, Any]
+) -> dict[str, Value]:
+    """Return the normalized value of every field in ``specs`` read from ``data``."""
+    return {spec.name: spec.normalize(read_path(data, spec.name)) for spec in specs}

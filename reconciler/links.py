@@ -1,0 +1,263 @@
+"""The link table: which MyNotary record each Up record is linked to.
+
+Like Terraform's state, the table belongs to one target (a MyNotary URL and
+organization) and is refused for any other. It is a YAML file, rewritten whole and
+atomically at the end of an apply. During an apply every change goes first to an
+append-only journal beside it (one JSON object per line, flushed and synced to disk
+before and after each remote call), so a process killed at any instant loses no
+link: the next run replays the journal and rewrites the table.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import asdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from typing import TextIO
+
+import yaml
+
+from reconciler.errors import ConfigurationError
+
+TABLE_FORMAT_VERSION = 1
+
+_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_Dumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+_HEADER = (
+    "# Link table: the MyNotary record each Up record is linked to.\n"
+    "# Written by `reconciler apply`; edit it only to repair a link by hand.\n"
+)
+
+
+class LinkState(enum.Enum):
+    LINKED = "linked"
+    UNLINKED = "unlinked"
+    CREATING = "creating"
+
+
+@dataclass(frozen=True, order=True)
+class TargetIdentity:
+    """The MyNotary a link table and a plan belong to."""
+
+    url: str
+    organization_id: int
+
+    def __str__(self) -> str:
+        return f"{self.url} (organization {self.organization_id})"
+
+
+@dataclass(frozen=True)
+class Link:
+    """The link of one Up record.
+
+    ``programme`` and ``number`` are the natural key that finds the record on
+    MyNotary again when a create's answer was lost: the programme's Up id for a
+    programme, the lot number within its programme for a lot.
+    """
+
+    up_id: str
+    kind: str
+    state: LinkState
+    mynotary_id: int | None
+    programme: str | None = None
+    number: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["state"] = self.state.value
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Link:
+        return cls(
+            up_id=str(data["up_id"]),
+            kind=str(data["kind"]),
+            state=LinkState(data["state"]),
+            mynotary_id=data.get("mynotary_id"),
+            programme=data.get("programme"),
+            number=data.get("number"),
+        )
+
+
+class LinkTable:
+    """The links of one target, backed by a YAML file and its journal."""
+
+    def __init__(self, path: Path, target: TargetIdentity) -> None:
+        self.path = path
+        self.target = target
+        self.links: dict[str, Link] = {}
+        self._journal: TextIO | None = None
+
+    @property
+    def journal_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".journal")
+
+    @classmethod
+    def load(cls, path: Path, target: TargetIdentity) -> LinkTable:
+        """Read the table at ``path`` and replay its journal, if any.
+
+        A missing file is an empty table. Raises ``ConfigurationError`` when the
+        file belongs to another target.
+        """
+        table = cls(path, target)
+        if path.exists():
+            table._read_yaml()
+        table.replay_journal()
+        return table
+
+    def _read_yaml(self) -> None:
+        try:
+            data = yaml.load(self.path.read_text(encoding="utf-8"), Loader=_Loader)
+        except (OSError, yaml.YAMLError) as error:
+            raise ConfigurationError(f"can't read link table {self.path}: {error}")
+        if not isinstance(data, dict) or data.get("version") != TABLE_FORMAT_VERSION:
+            raise ConfigurationError(
+                f"{self.path} is not a link table of format version "
+                f"{TABLE_FORMAT_VERSION}"
+            )
+        self._check_target(data.get("target") or {})
+        for up_id, entry in (data.get("links") or {}).items():
+            self.links[str(up_id)] = _link_from_yaml(str(up_id), entry)
+
+    def _check_target(self, target: dict[str, Any]) -> None:
+        found = TargetIdentity(str(target.get("url")), int(target.get("organizationId", 0)))
+        if found != self.target:
+            raise ConfigurationError(
+                f"link table {self.path} belongs to {found}, not to {self.target}; "
+                "pass --links with the table of this target"
+            )
+
+    def replay_journal(self) -> int:
+        """Apply the journal's entries to the table; return how many were read.
+
+        An incomplete last line (the process died while writing it) is ignored:
+        the journal line before a remote call is complete before the call is sent.
+        """
+        if not self.journal_path.exists():
+            return 0
+        count = 0
+        for line in self.journal_path.read_text(encoding="utf-8").splitlines():
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if entry.get("type") == "link":
+                link = Link.from_json(entry["link"])
+                self.links[link.up_id] = link
+                count += 1
+        return count
+
+    def has_journal(self) -> bool:
+        return self.journal_path.exists() and self.journal_path.stat().st_size > 0
+
+    def get(self, up_id: str) -> Link | None:
+        return self.links.get(up_id)
+
+    def by_mynotary_id(self) -> dict[int, Link]:
+        """Return the links that carry a MyNotary id, keyed by that id."""
+        return {
+            link.mynotary_id: link
+            for link in self.links.values()
+            if link.mynotary_id is not None
+        }
+
+    def record(self, link: Link) -> None:
+        """Set ``link`` and append it to the journal, synced to disk."""
+        self.links[link.up_id] = link
+        self.append_journal({"type": "link", "link": link.to_json()})
+
+    def append_journal(self, entry: dict[str, Any]) -> None:
+        """Append one entry to the journal and sync it to disk before returning."""
+        if self._journal is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._journal = self.journal_path.open("a", encoding="utf-8")
+        self._journal.write(json.dumps(entry, sort_keys=True) + "\n")
+        self._journal.flush()
+        os.fsync(self._journal.fileno())
+
+    def save(self) -> None:
+        """Rewrite the YAML file atomically, then empty the journal."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = self.path.with_name(self.path.name + ".tmp")
+        with temporary.open("w", encoding="utf-8") as output:
+            output.write(self.render())
+            output.flush()
+            os.fsync(output.fileno())
+        os.replace(temporary, self.path)
+        _sync_folder(self.path.parent)
+        self.close_journal()
+        if self.journal_path.exists():
+            self.journal_path.unlink()
+            _sync_folder(self.path.parent)
+
+    def close_journal(self) -> None:
+        if self._journal is not None:
+            self._journal.close()
+            self._journal = None
+
+    def render(self) -> str:
+        """Return the table as YAML, sorted by Up id so diffs stay small."""
+        links = {up_id: _link_to_yaml(self.links[up_id]) for up_id in sorted(self.links)}
+        document = {
+            "version": TABLE_FORMAT_VERSION,
+            "target": {
+                "url": self.target.url,
+                "organizationId": self.target.organization_id,
+            },
+            "links": links,
+        }
+        body = yaml.dump(
+            document, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=88
+        )
+        return _HEADER + body
+
+    def __iter__(self) -> Iterator[Link]:
+        return iter(self.links.values())
+
+
+def _link_to_yaml(link: Link) -> dict[str, Any]:
+    entry: dict[str, Any] = {"kind": link.kind}
+    if link.programme is not None:
+        entry["programme"] = link.programme
+    if link.number is not None:
+        entry["number"] = link.number
+    entry["mynotaryId"] = link.mynotary_id
+    entry["state"] = link.state.value
+    return entry
+
+
+def _link_from_yaml(up_id: str, entry: Any) -> Link:
+    if not isinstance(entry, dict) or "state" not in entry:
+        raise ConfigurationError(f"link table entry '{up_id}' is invalid: {entry!r}")
+    try:
+        state = LinkState(entry["state"])
+    except ValueError:
+        states = ", ".join(state.value for state in LinkState)
+        raise ConfigurationError(
+            f"link table entry '{up_id}' has state {entry['state']!r}; "
+            f"expected one of {states}"
+        ) from None
+    mynotary_id = entry.get("mynotaryId")
+    return Link(
+        up_id=up_id,
+        kind=str(entry.get("kind", "lot")),
+        state=state,
+        mynotary_id=int(mynotary_id) if mynotary_id is not None else None,
+        programme=entry.get("programme"),
+        number=None if entry.get("number") is None else str(entry["number"]),
+    )
+
+
+def _sync_folder(folder: Path) -> None:
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+

@@ -1,0 +1,97 @@
+"""Render a plan as Terraform-style text for a terminal or a log."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from reconciler.fields import FIELDS_BY_NAME
+from reconciler.normalize import Value
+from reconciler.normalize import format_value
+from reconciler.plan import Action
+from reconciler.plan import Change
+from reconciler.plan import FieldChange
+from reconciler.plan import Plan
+from reconciler.plan import iter_changes_by_programme
+
+SYMBOLS = {
+    Action.CREATE: "+",
+    Action.UPDATE: "~",
+    Action.LINK: "<=",
+    Action.UNLINK: "-",
+}
+COLOURS = {
+    Action.CREATE: "green",
+    Action.UPDATE: "yellow",
+    Action.LINK: "cyan",
+    Action.UNLINK: "red",
+}
+
+Styler = Callable[[str, str], str]
+
+
+def _plain(text: str, colour: str) -> str:
+    return text
+
+
+def format_field(name: str, value: Value) -> str:
+    """Return ``value`` as shown for the field ``name``."""
+    spec = FIELDS_BY_NAME.get(name)
+    return spec.format(value) if spec is not None else format_value(value)
+
+
+def render_plan(plan: Plan, styler: Styler = _plain) -> str:
+    """Return the whole plan as text, ending with its summary line."""
+    lines: list[str] = [f"Target: {plan.target}", ""]
+    for heading, changes in iter_changes_by_programme(plan):
+        lines.append(f"Programme {heading}")
+        for change in changes:
+            lines.extend(_render_change(change, styler))
+        lines.append("")
+    if plan.problems:
+        lines.append(styler("Problems that block this plan:", "red"))
+        for problem in plan.problems:
+            lines.append(f"  {styler('!', 'red')} {problem.where} ({problem.up_id}): {problem.message}")
+            lines.append(f"      fix: {problem.fix}")
+        lines.append("")
+    lines.append(summary_line(plan))
+    return "\n".join(lines) + "\n"
+
+
+def _render_change(change: Change, styler: Styler) -> list[str]:
+    symbol = styler(SYMBOLS[change.action], COLOURS[change.action])
+    head = f"  {symbol} {change.action.value} {change.label}"
+    if change.action is Action.LINK and change.previous_id not in (None, change.mynotary_id):
+        head += f" #{change.previous_id} → #{change.mynotary_id}"
+    elif change.mynotary_id is not None:
+        head += f" #{change.mynotary_id}"
+    head += f" [{change.up_id}]"
+    if change.reason:
+        head += f" ({change.reason})"
+    return [head, *(_render_field(change, item) for item in change.fields)]
+
+
+def _render_field(change: Change, item: FieldChange) -> str:
+    after = format_field(item.name, item.after)
+    if change.action is Action.CREATE:
+        return f"      {item.name}: {after}"
+    before = format_field(item.name, item.before)
+    return f"      {item.name}: {before} → {after}"
+
+
+def summary_line(plan: Plan) -> str:
+    """Return the last line of every rendering: counts per action, or no changes."""
+    if plan.problems:
+        return (
+            f"Plan blocked: {len(plan.problems)} problem(s) to fix before any change "
+            f"is applied ({_counts(plan)} planned)."
+        )
+    if not plan.changes:
+        return "No changes. MyNotary matches the manifests."
+    return f"Plan: {_counts(plan)}."
+
+
+def _counts(plan: Plan) -> str:
+    return (
+        f"{plan.count(Action.CREATE)} to create, {plan.count(Action.UPDATE)} to update, "
+        f"{plan.count(Action.LINK)} to link, {plan.count(Action.UNLINK)} to unlink"
+    )
