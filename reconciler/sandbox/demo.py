@@ -74,7 +74,9 @@ def _insert(
     )
 
 
-def _link(links: LinkTable, up_id: str, kind: str, mynotary_id: int, **key: Any) -> None:
+def _link(
+    links: LinkTable, up_id: str, kind: str, mynotary_id: int, **key: Any
+) -> None:
     links.links[up_id] = Link(up_id, kind, LinkState.LINKED, mynotary_id, **key)
 
 
@@ -117,7 +119,14 @@ def _seed_first(
         if lot is changed:
             lot_values["livingArea"] = _shifted(lot_values["livingArea"])
         _insert_lot(store, lot, ids[lot.up_id], FIRST_PROGRAMME_ID, lot_values)
-        _link(links, lot.up_id, "lot", ids[lot.up_id], programme=programme.up_id, number=lot.number)
+        _link(
+            links,
+            lot.up_id,
+            "lot",
+            ids[lot.up_id],
+            programme=programme.up_id,
+            number=lot.number,
+        )
     removed_id = FIRST_PROGRAMME_ID + len(programme.lots) + 1
     _seed_removed_lot(programme, store, links, removed_id)
     return [
@@ -159,8 +168,18 @@ def _seed_removed_lot(
     programme: ProgrammeManifest, store: RecordStore, links: LinkTable, record_id: int
 ) -> None:
     number = "999"
-    values: dict[str, Value] = {"number": number, "nature": "cave", "status": "available"}
-    _insert(store, record_id, adapter.OTHER_LOT_TYPE, values, programme_id=FIRST_PROGRAMME_ID)
+    values: dict[str, Value] = {
+        "number": number,
+        "nature": "cave",
+        "status": "available",
+    }
+    _insert(
+        store,
+        record_id,
+        adapter.OTHER_LOT_TYPE,
+        values,
+        programme_id=FIRST_PROGRAMME_ID,
+    )
     up_id = _removed_lot_up_id(programme)
     _link(links, up_id, "lot", record_id, programme=programme.up_id, number=number)
 

@@ -1,0 +1,94 @@
+"""Run the sandbox over HTTP with uvicorn, in the foreground or in a test's thread."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import closing
+from contextlib import contextmanager
+from pathlib import Path
+
+import uvicorn
+
+from reconciler.sandbox.app import create_app
+from reconciler.sandbox.store import RecordStore
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+
+# Seconds to wait for a background server to start, and for open requests to end
+# when it stops.
+STARTUP_TIMEOUT = 10.0
+SHUTDOWN_TIMEOUT = 5.0
+
+
+def serve(
+    db_path: str | Path,
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    api_key: str | None = None,
+) -> None:
+    """Serve the sandbox over the database ``db_path`` until interrupted."""
+    with RecordStore(db_path) as store:
+        app = create_app(store, api_key=api_key)
+        uvicorn.run(app, host=host, port=port, lifespan="off", ws="none")
+
+
+@contextmanager
+def running_server(db_path: str | Path, api_key: str | None = None) -> Iterator[str]:
+    """Run the sandbox on 127.0.0.1 in a background thread and yield its base URL.
+
+    The port is a free one chosen by the system. The server accepts connections
+    when the URL is yielded, and is stopped, its thread joined and the store closed
+    when the block exits.
+    """
+    with RecordStore(db_path) as store, closing(_bind_local_socket()) as listener:
+        config = uvicorn.Config(
+            create_app(store, api_key=api_key),
+            lifespan="off",
+            ws="none",
+            log_level="warning",
+            timeout_graceful_shutdown=int(SHUTDOWN_TIMEOUT),
+        )
+        server = uvicorn.Server(config)
+        thread = threading.Thread(
+            target=server.run,
+            kwargs={"sockets": [listener]},
+            name="sandbox-server",
+            daemon=True,
+        )
+
+        port = listener.getsockname()[1]
+        thread.start()
+        try:
+            _wait_until_started(server, thread)
+            yield f"http://{DEFAULT_HOST}:{port}"
+        finally:
+            server.should_exit = True
+            thread.join()
+
+
+def _bind_local_socket() -> socket.socket:
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        listener.bind((DEFAULT_HOST, 0))
+        listener.listen()
+    except OSError:
+        listener.close()
+        raise
+    return listener
+
+
+def _wait_until_started(server: uvicorn.Server, thread: threading.Thread) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+
+    while not server.started:
+        if not thread.is_alive():
+            raise RuntimeError("the sandbox server thread stopped during startup")
+        if time.monotonic() > deadline:
+            raise RuntimeError(
+                f"the sandbox server did not start within {STARTUP_TIMEOUT} s"
+            )
+        time.sleep(0.01)
