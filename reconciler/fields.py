@@ -1,8 +1,9 @@
 """The fields of a programme and of a lot that the reconciler compares and pushes.
 
 Each field has a name (its path in the manifest, such as ``address.street``), a kind
-that selects its normalization, and for decimals the number of places they are shown
-with. The MyNotary side of each field is in ``reconciler.mynotary.adapter``.
+that selects its normalization, and for decimals the number of places they are
+compared and shown at. The MyNotary side of each field is in
+``reconciler.mynotary.adapter``.
 """
 
 from __future__ import annotations
@@ -34,35 +35,52 @@ class FieldKind(enum.Enum):
 
 @dataclass(frozen=True)
 class FieldSpec:
-    """One comparable field: its manifest path, kind and display precision."""
+    """One comparable field: its manifest path, kind and decimal places.
+
+    ``places`` is the number of decimal places a DECIMAL field is compared, sent
+    and shown at; None keeps the value exact (VAT rates: 20 and 5.5).
+    """
 
     name: str
     kind: FieldKind
-    places: int = 0
+    places: int | None = None
     choices: tuple[str, ...] = ()
 
     def normalize(self, raw: object) -> Value:
-        """Return ``raw`` in the normalized form of this field's kind."""
+        """Return ``raw`` in the normalized form of this field's kind.
+
+        A value that doesn't fit the kind, which only MyNotary can hold since
+        manifests are validated first, is returned as normalized text: it then
+        differs from every value of the kind and the plan shows it.
+        """
+        try:
+            return self._normalize_kind(raw)
+        except ValueError:
+            return normalize.normalize_text(raw)
+
+    def _normalize_kind(self, raw: object) -> Value:
         match self.kind:
             case FieldKind.TEXT:
                 return normalize.normalize_text(raw)
             case FieldKind.INTEGER:
                 return normalize.normalize_integer(raw)
             case FieldKind.DECIMAL:
-                return normalize.normalize_decimal(raw)
+                return normalize.normalize_decimal(raw, self.places)
             case FieldKind.DATE:
                 return normalize.normalize_date(raw)
             case FieldKind.ENUM:
                 return normalize.normalize_enum(raw, self.choices)
             case FieldKind.REFERENCES:
-                return normalize.normalize_references(raw)  # type: ignore[arg-type]
+                if raw is not None and not isinstance(raw, list | tuple):
+                    raise ValueError(f"{raw!r} is not a list of references")
+                return normalize.normalize_references(raw)
 
     def format(self, value: Value) -> str:
         """Return ``value`` as renderings show it; decimals at this field's places."""
-        if isinstance(value, Decimal) and self.places:
-            quantum = Decimal(1).scaleb(-self.places)
-            if value == value.quantize(quantum):
-                return format(value.quantize(quantum), "f")
+        if isinstance(value, Decimal) and self.places is not None:
+            rounded = normalize.normalize_decimal(value, self.places)
+            if rounded == value and rounded is not None:
+                return normalize.format_decimal(rounded)
         return normalize.format_value(value)
 
 

@@ -4,11 +4,13 @@ Two values compare equal exactly when their normalized forms are equal. The rule
 explained for users in ``docs/comparison.md``:
 
 - text: Unicode NFC, surrounding whitespace removed, empty text is absent;
-- numbers: exact decimals, so 45.5 equals 45.50 and 198000 equals 198000.0;
+- numbers: exact decimals, rounded half up to the field's decimal places where it
+  has some, so 45.5 equals 45.50 and 198000 equals 198000.0;
 - integers: exact integers (a whole decimal such as 3.0 is 3);
-- enumerations: one canonical spelling per value;
+- enumerations: one canonical spelling per value, matched ignoring case, accents
+  and surrounding whitespace;
 - dates: calendar dates; MyNotary timestamps are read in the Europe/Paris time zone;
-- lists of references: sorted and without repeats;
+- lists of references: sorted and without repeats, empty is absent;
 - absent and null are the same value.
 """
 
@@ -17,6 +19,8 @@ from __future__ import annotations
 import datetime
 import unicodedata
 from collections.abc import Iterable
+from decimal import ROUND_HALF_UP
+from decimal import Context
 from decimal import Decimal
 from decimal import InvalidOperation
 from zoneinfo import ZoneInfo
@@ -24,6 +28,12 @@ from zoneinfo import ZoneInfo
 PARIS = ZoneInfo("Europe/Paris")
 
 Value = str | int | Decimal | datetime.date | tuple[str, ...] | tuple[int, ...] | None
+
+# Enough digits to round any number of a manifest or of MyNotary to its places.
+_ROUNDING = Context(prec=100, rounding=ROUND_HALF_UP)
+# Decimals whose exponent is beyond this are shown in scientific notation, because
+# fixed notation of 1E+999999 would be a million digits long.
+_MAX_FIXED_EXPONENT = 30
 
 
 def normalize_text(value: object) -> str | None:
@@ -34,8 +44,12 @@ def normalize_text(value: object) -> str | None:
     return text or None
 
 
-def normalize_decimal(value: object) -> Decimal | None:
-    """Return ``value`` as an exact decimal; floats go through their shortest repr."""
+def normalize_decimal(value: object, places: int | None = None) -> Decimal | None:
+    """Return ``value`` as a decimal, rounded half up to ``places`` if given.
+
+    Floats go through their shortest repr, so 45.5 gives Decimal("45.5") and not
+    the binary value. Raises ValueError if ``value`` is not a finite number.
+    """
     if value is None or value == "":
         return None
     if isinstance(value, bool):
@@ -48,31 +62,49 @@ def normalize_decimal(value: object) -> Decimal | None:
         raise ValueError(f"{value!r} is not a number") from None
     if not number.is_finite():
         raise ValueError(f"{value!r} is not a finite number")
-    return number
+    return number if places is None else _round(number, places)
+
+
+def _round(number: Decimal, places: int) -> Decimal:
+    try:
+        return number.quantize(Decimal(1).scaleb(-places), context=_ROUNDING)
+    except InvalidOperation:
+        # More than 100 digits: far beyond any field's maximum, kept exact.
+        return number
 
 
 def normalize_integer(value: object) -> int | None:
-    """Return ``value`` as an int; a decimal with no fractional part is accepted."""
+    """Return ``value`` as an int; a decimal with no fractional part is accepted.
+
+    Raises ValueError if ``value`` is not a whole number.
+    """
     number = normalize_decimal(value)
     if number is None:
         return None
-    if number != number.to_integral_value():
+    if number != number.to_integral_value(context=_ROUNDING):
         raise ValueError(f"{value!r} is not a whole number")
     return int(number)
+
+
+def fold_enum(text: str) -> str:
+    """Return ``text`` without case and accents, as enumeration values are matched."""
+    decomposed = unicodedata.normalize("NFD", text.strip())
+    plain = "".join(char for char in decomposed if not unicodedata.combining(char))
+    return plain.casefold()
 
 
 def normalize_enum(value: object, canonical: Iterable[str]) -> str | None:
     """Return the canonical spelling of ``value`` among ``canonical``.
 
-    Matching ignores case, accents of the NFC form and surrounding whitespace; a value
-    outside ``canonical`` is returned as normalized text so the difference shows.
+    Matching ignores case, accents and surrounding whitespace. A value outside
+    ``canonical`` is returned as normalized text, so the difference shows.
     """
     text = normalize_text(value)
     if text is None:
         return None
-    folded = text.casefold()
+    folded = fold_enum(text)
     for choice in canonical:
-        if choice.casefold() == folded:
+        if fold_enum(choice) == folded:
             return choice
     return text
 
@@ -80,21 +112,45 @@ def normalize_enum(value: object, canonical: Iterable[str]) -> str | None:
 def normalize_date(value: object) -> datetime.date | None:
     """Return ``value`` as a calendar date.
 
-    Accepts a date, an ISO ``YYYY-MM-DD`` string, or a Unix timestamp in milliseconds
-    (MyNotary's form), which is read as a date in Europe/Paris.
+    Accepts a date, an ISO ``YYYY-MM-DD`` string, an ISO date-time string, or a
+    Unix timestamp in milliseconds (MyNotary's form). Timestamps and date-times with
+    a time zone are read as a date in Europe/Paris. Raises ValueError otherwise.
     """
     if value is None or value == "":
         return None
     if isinstance(value, datetime.datetime):
-        return value.astimezone(PARIS).date()
+        return _paris_date(value)
     if isinstance(value, datetime.date):
         return value
-    if isinstance(value, int | Decimal) and not isinstance(value, bool):
-        instant = datetime.datetime.fromtimestamp(int(value) / 1000, tz=PARIS)
-        return instant.date()
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a date")
+    if isinstance(value, int | float | Decimal):
+        return _timestamp_date(value)
     if isinstance(value, str):
-        return datetime.date.fromisoformat(value.strip())
+        return _iso_date(value.strip())
     raise ValueError(f"{value!r} is not a date")
+
+
+def _paris_date(value: datetime.datetime) -> datetime.date:
+    if value.tzinfo is None:
+        return value.date()
+    return value.astimezone(PARIS).date()
+
+
+def _timestamp_date(milliseconds: int | float | Decimal) -> datetime.date:
+    try:
+        instant = datetime.datetime.fromtimestamp(float(milliseconds) / 1000, tz=PARIS)
+    except (OverflowError, OSError, ValueError) as error:
+        raise ValueError(f"{milliseconds!r} is not a timestamp: {error}") from None
+    return instant.date()
+
+
+def _iso_date(text: str) -> datetime.date:
+    try:
+        return datetime.date.fromisoformat(text)
+    except ValueError:
+        pass
+    return _paris_date(datetime.datetime.fromisoformat(text))
 
 
 def date_to_timestamp(value: datetime.date) -> int:
@@ -119,9 +175,18 @@ def format_value(value: Value) -> str:
     if isinstance(value, datetime.date):
         return value.isoformat()
     if isinstance(value, Decimal):
-        return format(value, "f")
+        return format_decimal(value)
     if isinstance(value, tuple):
         return "[" + ", ".join(str(item) for item in value) + "]"
     if isinstance(value, str):
         return repr(value) if value != value.strip() else f'"{value}"'
+    return str(value)
+
+
+def format_decimal(value: Decimal) -> str:
+    """Return ``value`` in fixed notation, or scientific when it is huge or tiny."""
+    exponent = value.as_tuple().exponent
+    is_fixed = isinstance(exponent, int) and abs(exponent) <= _MAX_FIXED_EXPONENT
+    if is_fixed and abs(value.adjusted()) <= _MAX_FIXED_EXPONENT:
+        return format(value, "f")
     return str(value)

@@ -2,10 +2,14 @@
 
 ``load_manifests`` is the one entry point. It reports every error of every file in
 one ``ManifestError``, so nothing reaches MyNotary while any manifest is invalid.
+Each file goes through three stages, and all three run on every file that parses:
+reading (``loader``), the JSON Schema (``schema``), and the rules a schema can't
+express (``rules``). A field gets one issue, from the earliest stage that found one.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterable
 from collections.abc import Iterator
@@ -21,42 +25,18 @@ from reconciler.fields import PROGRAMME_FIELDS
 from reconciler.fields import normalize_fields
 from reconciler.manifest.loader import LoadedFile
 from reconciler.manifest.loader import LoadError
-from reconciler.manifest.loader import PathKey
-from reconciler.manifest.loader import coerce_to_text
 from reconciler.manifest.loader import load_file
 from reconciler.manifest.model import LinkIntent
 from reconciler.manifest.model import LotManifest
 from reconciler.manifest.model import ProgrammeManifest
 from reconciler.manifest.rules import check_rules
+from reconciler.manifest.schema import SUPPORTED_API_VERSIONS
 from reconciler.manifest.schema import check_schema
+from reconciler.manifest.schema import text_paths
+
+logger = logging.getLogger(__name__)
 
 MANIFEST_SUFFIXES = (".yaml", ".yml")
-
-# Fields whose value is text in every apiVersion: a plain scalar there is read as
-# the characters written, so that 010 stays "010" and NO stays "NO".
-_PROGRAMME_TEXT_PATHS: tuple[PathKey, ...] = (
-    ("upId",),
-    ("name",),
-    ("address", "streetNumber"),
-    ("address", "street"),
-    ("address", "postalCode"),
-    ("address", "city"),
-    ("address", "country"),
-    ("promoter", "name"),
-    ("promoter", "siren"),
-    ("promoter", "siret"),
-    ("buildingPermit", "number"),
-    ("buildingPermit", "date"),
-    ("expectedDelivery",),
-    ("link", "reason"),
-)
-_LOT_TEXT_KEYS: tuple[PathKey, ...] = (
-    ("upId",),
-    ("number",),
-    ("building",),
-    ("orientation",),
-    ("link", "reason"),
-)
 
 
 @dataclass(frozen=True)
@@ -70,27 +50,51 @@ class LoadedManifests:
 
 def find_manifest_files(paths: Iterable[Path]) -> list[Path]:
     """Return the manifest files named by ``paths`` (files, or folders searched
-    recursively), sorted and without repeats."""
+    recursively), sorted and without repeats.
+
+    Raises ``ManifestError`` naming every path that is neither a file nor a folder.
+    """
+    files, issues = _find_files(paths)
+    if issues:
+        raise ManifestError(issues)
+    return files
+
+
+def _find_files(paths: Iterable[Path]) -> tuple[list[Path], list[ManifestIssue]]:
     found: set[Path] = set()
+    issues: list[ManifestIssue] = []
     for path in paths:
         if path.is_dir():
             found.update(_files_under(path))
-        elif path.exists():
+        elif path.is_file():
             found.add(path)
+        elif path.exists():
+            issues.append(_path_issue(path, "not a regular file; pass manifest files"))
         else:
-            raise ManifestError([_missing_path_issue(path)])
-    return sorted(found)
+            message = "no such file or folder; pass manifest files or folders"
+            issues.append(_path_issue(path, message))
+    return sorted(found), issues
 
 
 def _files_under(folder: Path) -> Iterator[Path]:
+    root = folder.resolve()
     for candidate in folder.rglob("*"):
-        if candidate.suffix in MANIFEST_SUFFIXES and candidate.is_file():
-            yield candidate
+        if candidate.suffix not in MANIFEST_SUFFIXES or not candidate.is_file():
+            continue
+        # A symbolic link must not make the loader read outside the given folder.
+        if not candidate.resolve().is_relative_to(root):
+            logger.warning(
+                "skipped %s: it is a symbolic link to %s, outside %s",
+                candidate,
+                candidate.resolve(),
+                folder,
+            )
+            continue
+        yield candidate
 
 
-def _missing_path_issue(path: Path) -> ManifestIssue:
-    message = "no such file or folder; pass manifest files or folders"
-    return ManifestIssue(SourceLocation(str(path), 1, 1), "", message)
+def _path_issue(path: Path, message: str) -> ManifestIssue:
+    return ManifestIssue(SourceLocation(display_name(path), 1, 1), "", message)
 
 
 def display_name(path: Path) -> str:
@@ -108,40 +112,49 @@ def load_manifests(paths: Iterable[Path]) -> LoadedManifests:
     Raises ``ManifestError`` with all errors of all files, sorted by file and line,
     when any file is invalid.
     """
-    files = find_manifest_files(paths)
-    issues: list[ManifestIssue] = []
-    loaded_files: list[LoadedFile] = []
+    files, issues = _find_files(paths)
+    parsed: list[LoadedFile] = []
     for path in files:
         try:
-            loaded = load_file(path, display_name(path))
+            loaded = _load(path)
         except LoadError as error:
             issues.extend(error.issues)
-            continue
-        _coerce_text_fields(loaded)
-        schema_issues = check_schema(loaded)
-        issues.extend(schema_issues)
-        if not schema_issues:
-            loaded_files.append(loaded)
-    issues.extend(check_rules(loaded_files))
+            if error.loaded is None:
+                continue
+            loaded = error.loaded
+        parsed.append(loaded)
+        issues.extend(_new_fields_only(check_schema(loaded), issues))
+    issues.extend(_new_fields_only(check_rules(parsed), issues))
     if any(not issue.is_warning for issue in issues):
         raise ManifestError(issues)
-    programmes = tuple(_read_programme(loaded) for loaded in loaded_files)
+    programmes = tuple(_read_programme(loaded) for loaded in parsed)
     return LoadedManifests(programmes, tuple(sorted(issues)), tuple(files))
 
 
-def _coerce_text_fields(loaded: LoadedFile) -> None:
-    data = loaded.data
-    if not isinstance(data, dict):
-        return
-    paths: list[PathKey] = list(_PROGRAMME_TEXT_PATHS)
-    lots = data.get("lots")
-    if isinstance(lots, list):
-        for index, lot in enumerate(lots):
-            paths.extend(("lots", index, *key) for key in _LOT_TEXT_KEYS)
-            annexes = lot.get("annexes") if isinstance(lot, dict) else None
-            if isinstance(annexes, list):
-                paths.extend(("lots", index, "annexes", i) for i in range(len(annexes)))
-    coerce_to_text(loaded, iter(paths))
+def _load(path: Path) -> LoadedFile:
+    # NOTE: a plain scalar is read as text where the v1 schema expects text. A
+    # second apiVersion that changes a field's type needs its version known
+    # before reading, or a second reading.
+    return load_file(
+        path, display_name(path), text_paths=text_paths(SUPPORTED_API_VERSIONS[-1])
+    )
+
+
+def _new_fields_only(
+    found: list[ManifestIssue], reported: list[ManifestIssue]
+) -> list[ManifestIssue]:
+    """Return the issues of ``found`` on fields that no issue of ``reported`` is on.
+
+    A field already reported keeps its first issue: a value that is not a number
+    needs no second message about its decimals.
+    """
+    reported_fields = {(issue.location.file, issue.field_path) for issue in reported}
+    return [
+        issue
+        for issue in found
+        if not issue.field_path
+        or (issue.location.file, issue.field_path) not in reported_fields
+    ]
 
 
 def _read_link(data: dict[str, Any]) -> LinkIntent | None:

@@ -1,35 +1,54 @@
-"""Checks that a JSON Schema can't express: uniqueness across files, references
-between lots, checksums, and consistency between fields."""
+"""Checks that a JSON Schema can't express: uniqueness across lots and files,
+references between lots, check digits, and consistency between fields.
+
+Every check reads only values of the type the schema expects and skips the others,
+so the rules run on files with schema errors too and a single run reports both.
+"""
 
 from __future__ import annotations
 
 import datetime
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from stdnum.exceptions import ValidationError as NumberError
 from stdnum.fr import siren as siren_number
 from stdnum.fr import siret as siret_number
 
 from reconciler.errors import ManifestIssue
 from reconciler.fields import ANNEX_NATURES
 from reconciler.fields import DWELLING_NATURES
+from reconciler.fields import LOT_NATURES
+from reconciler.manifest.communes import department_of_commune
+from reconciler.manifest.communes import departments_of_postal_code
+from reconciler.manifest.communes import postal_prefix_of
 from reconciler.manifest.loader import LoadedFile
 from reconciler.manifest.loader import PathKey
-from reconciler.manifest.schema import format_path
+from reconciler.manifest.messages import format_path
+from reconciler.manifest.messages import show_value
+from reconciler.normalize import normalize_text
 
-MIN_DWELLING_AREA = Decimal(9)  # below this a dwelling is suspicious, not invalid
+# Below this surface habitable, in square metres, a dwelling is suspicious but
+# possible (a studio under the roof): a warning, not an error.
+MIN_DWELLING_AREA = Decimal(9)
+# Decimal places of surfaces (square metres) and prices (euros).
 MAX_DECIMAL_PLACES = 2
+DECIMAL_FIELDS = ("livingArea", "carrezArea", "price")
+FRANCE_NAMES = frozenset({"france", "fr"})
 
-# Departments have two-digit prefixes 01 to 95 (20 is Corsica, departments 2A and
-# 2B); overseas postal codes start with 97 or 98.
-_VALID_POSTAL_PREFIXES = {f"{number:02d}" for number in range(1, 96)} | {"97", "98"}
+_SIREN = re.compile(r"[0-9]{9}")
+_SIRET = re.compile(r"[0-9]{14}")
+_POSTAL_CODE = re.compile(r"[0-9]{5}")
+
+Record = dict[str, Any]
 
 
 @dataclass
 class _Seen:
-    """An Up id or MyNotary id seen once, where it was first written."""
+    """An id seen once, and where it was first written."""
 
     file: LoadedFile
     path: PathKey
@@ -39,8 +58,9 @@ def check_rules(files: list[LoadedFile]) -> list[ManifestIssue]:
     """Return the issues of rules spanning fields, lots and files."""
     issues: list[ManifestIssue] = []
     for loaded in files:
-        issues.extend(_check_programme(loaded))
-        issues.extend(_check_lots(loaded))
+        if isinstance(loaded.data, dict):
+            issues.extend(_check_programme(loaded, loaded.data))
+            issues.extend(_check_lots(loaded))
     issues.extend(_check_unique_up_ids(files))
     issues.extend(_check_unique_attach(files))
     return issues
@@ -49,119 +69,270 @@ def check_rules(files: list[LoadedFile]) -> list[ManifestIssue]:
 def _issue(
     loaded: LoadedFile, path: PathKey, message: str, *, is_warning: bool = False
 ) -> ManifestIssue:
-    location = loaded.locate(path)
-    return ManifestIssue(location, format_path(path), message, is_warning)
+    return ManifestIssue(loaded.locate(path), format_path(path), message, is_warning)
 
 
-def _check_programme(loaded: LoadedFile) -> Iterator[ManifestIssue]:
-    data = loaded.data
-    promoter = data["promoter"]
-    if not siren_number.is_valid(promoter["siren"]):
-        message = f"'{promoter['siren']}' is not a valid SIREN (wrong check digit)"
-        yield _issue(loaded, ("promoter", "siren"), message)
-    siret = promoter.get("siret")
-    if siret is not None:
-        yield from _check_siret(loaded, siret, promoter["siren"])
-    postal_code = data["address"]["postalCode"]
-    if postal_code[:2] not in _VALID_POSTAL_PREFIXES:
-        message = f"'{postal_code}' does not start with a French department number"
-        yield _issue(loaded, ("address", "postalCode"), message)
-    yield from _check_dates(loaded)
+def _text(record: Any, key: str) -> str | None:
+    value = record.get(key) if isinstance(record, dict) else None
+    return value if isinstance(value, str) else None
 
 
-def _check_siret(loaded: LoadedFile, siret: str, siren: str) -> Iterator[ManifestIssue]:
-    path = ("promoter", "siret")
-    if not siret_number.is_valid(siret):
-        yield _issue(loaded, path, f"'{siret}' is not a valid SIRET (wrong check digit)")
-    elif not siret.startswith(siren):
-        yield _issue(loaded, path, f"'{siret}' does not start with the SIREN {siren}")
+def _number(record: Any, key: str) -> Decimal | None:
+    value = record.get(key) if isinstance(record, dict) else None
+    if isinstance(value, bool) or not isinstance(value, int | Decimal):
+        return None
+    return Decimal(value)
 
 
-def _check_dates(loaded: LoadedFile) -> Iterator[ManifestIssue]:
-    permit = loaded.data.get("buildingPermit")
-    delivery = loaded.data.get("expectedDelivery")
-    if not permit or not delivery:
+def _mapping(record: Any, key: str) -> Record:
+    value = record.get(key) if isinstance(record, dict) else None
+    return value if isinstance(value, dict) else {}
+
+
+def _lots(data: Any) -> list[tuple[int, Record]]:
+    lots = data.get("lots") if isinstance(data, dict) else None
+    if not isinstance(lots, list):
+        return []
+    return [(index, lot) for index, lot in enumerate(lots) if isinstance(lot, dict)]
+
+
+# Programme
+
+
+def _check_programme(loaded: LoadedFile, data: Record) -> Iterator[ManifestIssue]:
+    yield from _check_siren(loaded, _mapping(data, "promoter"))
+    yield from _check_siret(loaded, _mapping(data, "promoter"))
+    yield from _check_postal_code(loaded, _mapping(data, "address"))
+    yield from _check_delivery(loaded, data)
+
+
+def _check_siren(loaded: LoadedFile, promoter: Record) -> Iterator[ManifestIssue]:
+    siren = _text(promoter, "siren")
+    if siren is None or not _SIREN.fullmatch(siren):
         return
-    permit_date = datetime.date.fromisoformat(permit["date"])
-    delivery_date = datetime.date.fromisoformat(delivery)
-    if delivery_date <= permit_date:
+    try:
+        siren_number.validate(siren)
+    except NumberError:
+        message = f"{show_value(siren)} is not a valid SIREN: its check digit is wrong"
+        yield _issue(loaded, ("promoter", "siren"), message)
+
+
+def _check_siret(loaded: LoadedFile, promoter: Record) -> Iterator[ManifestIssue]:
+    siret = _text(promoter, "siret")
+    siren = _text(promoter, "siren")
+    if siret is None or not _SIRET.fullmatch(siret):
+        return
+    path = ("promoter", "siret")
+    try:
+        siret_number.validate(siret)
+    except NumberError:
+        message = f"{show_value(siret)} is not a valid SIRET: its check digit is wrong"
+        yield _issue(loaded, path, message)
+        return
+    if siren is not None and not siret.startswith(siren):
+        message = f"{show_value(siret)} does not start with the SIREN {siren}"
+        yield _issue(loaded, path, message)
+
+
+def _check_postal_code(loaded: LoadedFile, address: Record) -> Iterator[ManifestIssue]:
+    postal_code = _text(address, "postalCode")
+    country = normalize_text(_text(address, "country"))
+    if postal_code is None or not _POSTAL_CODE.fullmatch(postal_code):
+        return
+    if country is not None and country.casefold() not in FRANCE_NAMES:
+        return
+    path = ("address", "postalCode")
+    departments = departments_of_postal_code(postal_code)
+    if not departments:
         message = (
-            f"expected delivery {delivery} is not after the building permit date "
-            f"{permit['date']}"
+            f"{show_value(postal_code)} does not start with a French department "
+            "number (01 to 95, 20 for Corsica, 971 to 976, 986 to 988)"
         )
-        yield _issue(loaded, ("expectedDelivery",), message)
+        yield _issue(loaded, path, message)
+        return
+    yield from _check_commune(loaded, postal_code, _text(address, "city"), departments)
+
+
+def _check_commune(
+    loaded: LoadedFile, postal_code: str, city: str | None, departments: frozenset[str]
+) -> Iterator[ManifestIssue]:
+    department = department_of_commune(city) if city is not None else None
+    if department is None or department in departments:
+        return
+    message = (
+        f"{show_value(postal_code)} is not a postal code of {city}: {city} is in "
+        f"department {department}, whose postal codes start with "
+        f"{postal_prefix_of(department)}"
+    )
+    yield _issue(loaded, ("address", "postalCode"), message)
+
+
+def _check_delivery(loaded: LoadedFile, data: Record) -> Iterator[ManifestIssue]:
+    permit_date = _date(_text(_mapping(data, "buildingPermit"), "date"))
+    delivery = _date(_text(data, "expectedDelivery"))
+    if permit_date is None or delivery is None or delivery > permit_date:
+        return
+    permit_line = loaded.locate(("buildingPermit", "date")).line
+    message = (
+        f"expected delivery {delivery.isoformat()} is not after the building permit "
+        f"date {permit_date.isoformat()} (line {permit_line})"
+    )
+    yield _issue(loaded, ("expectedDelivery",), message)
+
+
+def _date(text: str | None) -> datetime.date | None:
+    if text is None:
+        return None
+    try:
+        return datetime.date.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+# Lots
 
 
 def _check_lots(loaded: LoadedFile) -> Iterator[ManifestIssue]:
-    lots: list[dict[str, Any]] = loaded.data["lots"]
-    numbers: dict[str, int] = {}
-    up_ids = {lot["upId"]: index for index, lot in enumerate(lots)}
-    annex_owner: dict[str, int] = {}
-    for index, lot in enumerate(lots):
-        path: PathKey = ("lots", index)
-        number = lot["number"]
-        if number in numbers:
-            first = loaded.locate(("lots", numbers[number], "number")).line
-            message = f"lot number '{number}' is used twice (first at line {first})"
-            yield _issue(loaded, (*path, "number"), message)
-        else:
-            numbers[number] = index
-        yield from _check_lot_values(loaded, path, lot)
-        yield from _check_annexes(loaded, path, lot, lots, up_ids, annex_owner)
+    lots = _lots(loaded.data)
+    yield from _check_lot_numbers(loaded, lots)
+    for index, lot in lots:
+        yield from _check_lot_values(loaded, ("lots", index), lot)
+    yield from _check_annexes(loaded, lots)
+
+
+def _check_lot_numbers(
+    loaded: LoadedFile, lots: list[tuple[int, Record]]
+) -> Iterator[ManifestIssue]:
+    # Numbers compare as normalized text, as MyNotary's copy will: "12" and " 12"
+    # are the same lot number.
+    first_index: dict[str, int] = {}
+    for index, lot in lots:
+        number = normalize_text(_text(lot, "number"))
+        if number is None:
+            continue
+        if number not in first_index:
+            first_index[number] = index
+            continue
+        first_line = loaded.locate(("lots", first_index[number], "number")).line
+        message = (
+            f"lot number {show_value(number)} is used twice in this programme "
+            f"(first at line {first_line})"
+        )
+        yield _issue(loaded, ("lots", index, "number"), message)
 
 
 def _check_lot_values(
-    loaded: LoadedFile, path: PathKey, lot: dict[str, Any]
+    loaded: LoadedFile, path: PathKey, lot: Record
 ) -> Iterator[ManifestIssue]:
-    for name in ("livingArea", "carrezArea", "price"):
-        value = lot.get(name)
-        if isinstance(value, Decimal) and value.as_tuple().exponent < -MAX_DECIMAL_PLACES:  # type: ignore[operator]
-            message = f"{value} has more than {MAX_DECIMAL_PLACES} decimals"
+    for name in DECIMAL_FIELDS:
+        value = _number(lot, name)
+        if value is not None and _decimal_places(value) > MAX_DECIMAL_PLACES:
+            message = (
+                f"{show_value(value)} has more than {MAX_DECIMAL_PLACES} decimals; "
+                f"round it to {MAX_DECIMAL_PLACES}"
+            )
             yield _issue(loaded, (*path, name), message)
-    living = lot.get("livingArea")
-    carrez = lot.get("carrezArea")
+    yield from _check_surfaces(loaded, path, lot)
+
+
+def _decimal_places(value: Decimal) -> int:
+    """Return the decimal places ``value`` needs: 2 for 45.50, 1 for 45.5."""
+    _, digits, exponent = value.as_tuple()
+    significant = "".join(map(str, digits)).rstrip("0")
+    if not isinstance(exponent, int) or exponent >= 0 or not significant:
+        return 0
+    trailing_zeros = len(digits) - len(significant)
+    return max(0, -exponent - trailing_zeros)
+
+
+def _check_surfaces(
+    loaded: LoadedFile, path: PathKey, lot: Record
+) -> Iterator[ManifestIssue]:
+    living = _number(lot, "livingArea")
+    carrez = _number(lot, "carrezArea")
     if living is not None and carrez is not None and carrez > living:
-        message = f"Carrez surface {carrez} is above the surface habitable {living}"
+        message = (
+            f"Carrez surface {show_value(carrez)} is above the surface habitable "
+            f"{show_value(living)}; the Carrez surface can't be larger, check both"
+        )
         yield _issue(loaded, (*path, "carrezArea"), message)
-    is_dwelling = lot["nature"] in DWELLING_NATURES
-    if is_dwelling and living is not None and living < MIN_DWELLING_AREA:
-        message = f"surface habitable {living} m² is small for a dwelling; check it"
+    nature = _text(lot, "nature")
+    is_dwelling = nature in DWELLING_NATURES
+    if is_dwelling and living is not None and 0 < living < MIN_DWELLING_AREA:
+        message = (
+            f"surface habitable {show_value(living)} m² is under "
+            f"{MIN_DWELLING_AREA} m² for a lot of nature {nature}; check it"
+        )
         yield _issue(loaded, (*path, "livingArea"), message, is_warning=True)
 
 
 def _check_annexes(
-    loaded: LoadedFile,
-    path: PathKey,
-    lot: dict[str, Any],
-    lots: list[dict[str, Any]],
-    up_ids: dict[str, int],
-    annex_owner: dict[str, int],
+    loaded: LoadedFile, lots: list[tuple[int, Record]]
 ) -> Iterator[ManifestIssue]:
-    for position, annex in enumerate(lot.get("annexes") or []):
-        annex_path = (*path, "annexes", position)
-        if annex == lot["upId"]:
-            yield _issue(loaded, annex_path, f"lot '{annex}' lists itself as an annex")
+    index_of = {up_id: index for index, lot in lots if (up_id := _text(lot, "upId"))}
+    # A nature outside the schema's list has its own schema error and is skipped.
+    nature_of = {
+        index: nature
+        for index, lot in lots
+        if (nature := _text(lot, "nature")) in LOT_NATURES
+    }
+    owner_of: dict[str, int] = {}
+    for index, lot in lots:
+        annexes = lot.get("annexes")
+        if not isinstance(annexes, list):
             continue
-        if annex not in up_ids:
-            message = f"annex '{annex}' is not a lot of this programme"
-            yield _issue(loaded, annex_path, message)
-            continue
-        nature = lots[up_ids[annex]]["nature"]
-        if nature not in ANNEX_NATURES:
-            kinds = ", ".join(ANNEX_NATURES)
-            message = f"annex '{annex}' is a lot of nature {nature}; annexes are {kinds}"
-            yield _issue(loaded, annex_path, message)
-        if annex in annex_owner:
-            owner = lots[annex_owner[annex]]["upId"]
-            message = f"annex '{annex}' already belongs to lot '{owner}'"
-            yield _issue(loaded, annex_path, message)
-        else:
-            annex_owner[annex] = up_ids[lot["upId"]]
+        for position, annex in enumerate(annexes):
+            if not isinstance(annex, str):
+                continue
+            annex_path = ("lots", index, "annexes", position)
+            message = _annex_problem(lot, annex, index_of, nature_of)
+            if message is None:
+                message = _second_owner_problem(loaded, annex, index, owner_of)
+            if message is not None:
+                yield _issue(loaded, annex_path, message)
 
 
-def _records(loaded: LoadedFile) -> Iterator[tuple[PathKey, dict[str, Any]]]:
+def _annex_problem(
+    lot: Record,
+    annex: str,
+    index_of: dict[str, int],
+    nature_of: dict[int, str],
+) -> str | None:
+    shown = show_value(annex)
+    if annex == _text(lot, "upId"):
+        return f"lot {shown} lists itself as an annex"
+    if annex not in index_of:
+        return f"annex {shown} is not the Up id of a lot of this programme"
+    nature = nature_of.get(index_of[annex])
+    if nature is not None and nature not in ANNEX_NATURES:
+        kinds = ", ".join(ANNEX_NATURES)
+        return f"annex {shown} is a lot of nature {nature}; an annex is one of: {kinds}"
+    return None
+
+
+def _second_owner_problem(
+    loaded: LoadedFile, annex: str, index: int, owner_of: dict[str, int]
+) -> str | None:
+    owner = owner_of.setdefault(annex, index)
+    if owner == index:
+        return None
+    owner_path = ("lots", owner)
+    owner_id = _text(loaded.data["lots"][owner], "upId")
+    line = loaded.locate(owner_path).line
+    return (
+        f"annex {show_value(annex)} already belongs to lot {show_value(owner_id)} "
+        f"(line {line}); an annex belongs to one lot"
+    )
+
+
+# Across files
+
+
+def _records(loaded: LoadedFile) -> Iterator[tuple[PathKey, Record]]:
+    if not isinstance(loaded.data, dict):
+        return
     yield (), loaded.data
-    for index, lot in enumerate(loaded.data["lots"]):
+    for index, lot in _lots(loaded.data):
         yield ("lots", index), lot
 
 
@@ -169,13 +340,14 @@ def _check_unique_up_ids(files: list[LoadedFile]) -> Iterator[ManifestIssue]:
     seen: dict[str, _Seen] = {}
     for loaded in files:
         for path, record in _records(loaded):
-            up_id = record["upId"]
-            first = seen.get(up_id)
-            if first is None:
-                seen[up_id] = _Seen(loaded, path)
+            up_id = _text(record, "upId")
+            if up_id is None:
+                continue
+            first = seen.setdefault(up_id, _Seen(loaded, path))
+            if first.file is loaded and first.path == path:
                 continue
             where = first.file.locate((*first.path, "upId"))
-            message = f"Up id '{up_id}' is used twice (first at {where})"
+            message = f"Up id {show_value(up_id)} is used twice (first at {where})"
             yield _issue(loaded, (*path, "upId"), message)
 
 
@@ -183,12 +355,11 @@ def _check_unique_attach(files: list[LoadedFile]) -> Iterator[ManifestIssue]:
     seen: dict[int, _Seen] = {}
     for loaded in files:
         for path, record in _records(loaded):
-            attach = (record.get("link") or {}).get("attach")
-            if attach is None:
+            attach = _mapping(record, "link").get("attach")
+            if isinstance(attach, bool) or not isinstance(attach, int):
                 continue
-            first = seen.get(attach)
-            if first is None:
-                seen[attach] = _Seen(loaded, path)
+            first = seen.setdefault(attach, _Seen(loaded, path))
+            if first.file is loaded and first.path == path:
                 continue
             where = first.file.locate((*first.path, "link", "attach"))
             message = (
