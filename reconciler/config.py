@@ -8,14 +8,18 @@ never from a flag's value, because command lines show in process lists.
 from __future__ import annotations
 
 import ipaddress
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import field
+from dataclasses import replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from reconciler.errors import ConfigurationError
 from reconciler.links import TargetIdentity
+from reconciler.mynotary.client import DEFAULT_RATE_LIMIT
+from reconciler.mynotary.client import RetryPolicy
 
 SANDBOX_URL = "sandbox"
 SANDBOX_ORGANIZATION_ID = 1
@@ -35,6 +39,20 @@ class TargetOptions:
     target: str | None = None
     links_path: Path | None = None
     timeout: float | None = None
+    connect_timeout: float | None = None
+    max_retries: int | None = None
+    max_retry_wait: float | None = None
+    rate_limit: float | None = None
+
+
+@dataclass(frozen=True)
+class NetworkSettings:
+    """Network settings of the client: connect timeout (seconds), retry policy,
+    and rate limit (requests per second, or None for no limit)."""
+
+    connect_timeout: float = 10.0
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    rate_limit: float | None = DEFAULT_RATE_LIMIT
 
 
 @dataclass(frozen=True)
@@ -48,6 +66,7 @@ class Settings:
     links_path: Path
     timeout: float = 30.0
     api_key: str | None = field(default=None, repr=False)
+    network: NetworkSettings = NetworkSettings()
 
     @property
     def target(self) -> TargetIdentity:
@@ -65,32 +84,59 @@ def resolve_settings(options: TargetOptions, environ: Mapping[str, str]) -> Sett
     key is set: a forgotten URL must not turn a real run into a sandbox run.
     """
     url = options.url or environ.get("MYNOTARY_URL") or None
-    timeout = options.timeout or float(environ.get("MYNOTARY_TIMEOUT", "30"))
+    timeout = _timeout(options, environ)
+    network = resolve_network(options, environ)
     if options.target == "sandbox":
         if url:
             raise ConfigurationError(
                 "--target sandbox and a MyNotary URL were both given; drop one"
             )
-        return _sandbox_settings(options, timeout)
+        return _sandbox_settings(options, timeout, network)
     api_key = _read_api_key(options, environ)
     if url is None:
         _reject_implicit_sandbox(options, environ, api_key)
-        return _sandbox_settings(options, timeout)
+        return _sandbox_settings(options, timeout, network)
     check_url(url)
     return Settings(
         is_sandbox=False,
         url=url.rstrip("/"),
         organization_id=_required_id(
-            options.organization_id, environ, "MYNOTARY_ORGANIZATION_ID", "--organization"
+            options.organization_id,
+            environ,
+            "MYNOTARY_ORGANIZATION_ID",
+            "--organization",
         ),
         user_id=_required_id(options.user_id, environ, "MYNOTARY_USER_ID", "--user"),
         links_path=options.links_path or DEFAULT_LINKS_PATH,
         timeout=timeout,
         api_key=api_key,
+        network=network,
     )
 
 
-def _sandbox_settings(options: TargetOptions, timeout: float) -> Settings:
+def _timeout(options: TargetOptions, environ: Mapping[str, str]) -> float:
+    """Return the request timeout in seconds: the flag, else the variable, else 30."""
+    if options.timeout is not None:
+        text = str(options.timeout)
+        source = "--timeout"
+    else:
+        text = environ.get("MYNOTARY_TIMEOUT") or "30"
+        source = "MYNOTARY_TIMEOUT"
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise ConfigurationError(
+            f"{source} '{text}' is not a positive number of seconds; set it to a "
+            "number such as 30"
+        )
+    return seconds
+
+
+def _sandbox_settings(
+    options: TargetOptions, timeout: float, network: NetworkSettings
+) -> Settings:
     return Settings(
         is_sandbox=True,
         url=SANDBOX_URL,
@@ -98,7 +144,88 @@ def _sandbox_settings(options: TargetOptions, timeout: float) -> Settings:
         user_id=SANDBOX_USER_ID,
         links_path=options.links_path or SANDBOX_DIR / "links.yaml",
         timeout=timeout,
+        network=network,
     )
+
+
+def resolve_network(
+    options: TargetOptions, environ: Mapping[str, str]
+) -> NetworkSettings:
+    """Return the connect timeout, retry policy and rate limit of this run.
+
+    Each comes from its flag, else its environment variable, else the default. A
+    rate limit of 0 turns the limit off.
+    """
+    defaults = NetworkSettings()
+    connect_timeout = _number(
+        options.connect_timeout,
+        environ,
+        "MYNOTARY_CONNECT_TIMEOUT",
+        "--connect-timeout",
+        defaults.connect_timeout,
+    )
+    max_retries = _number(
+        options.max_retries,
+        environ,
+        "MYNOTARY_MAX_RETRIES",
+        "--max-retries",
+        defaults.retry.max_retries,
+    )
+    max_wait = _number(
+        options.max_retry_wait,
+        environ,
+        "MYNOTARY_MAX_RETRY_WAIT",
+        "--max-retry-wait",
+        defaults.retry.max_wait,
+    )
+    rate_limit = _number(
+        options.rate_limit,
+        environ,
+        "MYNOTARY_RATE_LIMIT",
+        "--rate-limit",
+        defaults.rate_limit or 0,
+    )
+
+    if connect_timeout == 0:
+        raise ConfigurationError(
+            "the connect timeout is 0 s; set --connect-timeout or"
+            " MYNOTARY_CONNECT_TIMEOUT to a positive number of seconds"
+        )
+    if max_retries != int(max_retries):
+        raise ConfigurationError(
+            f"the number of retries {max_retries:g} is not a whole number; set"
+            " --max-retries or MYNOTARY_MAX_RETRIES to one, such as 5"
+        )
+    retry = replace(defaults.retry, max_retries=int(max_retries), max_wait=max_wait)
+    return NetworkSettings(connect_timeout, retry, rate_limit or None)
+
+
+def _number(
+    value: float | None,
+    environ: Mapping[str, str],
+    variable: str,
+    flag: str,
+    default: float,
+) -> float:
+    """Return a number that is not negative: the flag, else the variable, else
+    ``default``."""
+    if value is not None:
+        text, source = str(value), flag
+    elif environ.get(variable):
+        text, source = environ[variable], variable
+    else:
+        return default
+
+    try:
+        number = float(text)
+    except ValueError:
+        number = math.nan
+    if not (math.isfinite(number) and number >= 0):
+        raise ConfigurationError(
+            f"{source} '{text}' is not a number of 0 or more; set it to a number"
+            f" such as {default:g}"
+        )
+    return number
 
 
 def _reject_implicit_sandbox(

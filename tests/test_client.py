@@ -15,6 +15,7 @@ import pytest
 from reconciler.errors import RemoteError
 from reconciler.mynotary.adapter import DWELLING_LOT_TYPE
 from reconciler.mynotary.adapter import PROGRAMME_TYPE
+from reconciler.mynotary.client import NO_RETRY
 from reconciler.mynotary.client import AuthenticationError
 from reconciler.mynotary.client import DuplicateRecordError
 from reconciler.mynotary.client import IncompleteListError
@@ -209,7 +210,9 @@ def test_server_error() -> None:
         return httpx.Response(503, text="upstream down")
 
     with pytest.raises(MyNotaryError) as caught:
-        run_with_client(mock(handle), lambda client: client.get_record(5))
+        run_with_client(
+            mock(handle), lambda client: client.get_record(5), retry=NO_RETRY
+        )
 
     assert str(caught.value) == (
         "MyNotary request GET /records/5 failed with status 503: Service Unavailable"
@@ -222,7 +225,9 @@ def test_transport_error() -> None:
         raise httpx.ConnectError("connection refused", request=request)
 
     with pytest.raises(MyNotaryError) as caught:
-        run_with_client(mock(handle), lambda client: client.get_record(5))
+        run_with_client(
+            mock(handle), lambda client: client.get_record(5), retry=NO_RETRY
+        )
 
     assert str(caught.value) == (
         "MyNotary request GET /records/5 failed: ConnectError: connection refused"
@@ -235,7 +240,12 @@ def test_timeout_error() -> None:
         raise httpx.ReadTimeout("", request=request)
 
     with pytest.raises(MyNotaryError) as caught:
-        run_with_client(mock(handle), lambda client: client.get_record(5), timeout=2.5)
+        run_with_client(
+            mock(handle),
+            lambda client: client.get_record(5),
+            timeout=2.5,
+            retry=NO_RETRY,
+        )
 
     assert str(caught.value) == (
         "MyNotary request GET /records/5 failed: timed out after 2.5 s"

@@ -2,19 +2,33 @@
 
 Numbers travel as exact decimals both ways: request bodies write each Decimal with
 its digits, and responses read every number with a fraction as Decimal. At most
-``max_in_flight`` requests are open at once, across all calls of one client.
+``max_in_flight`` requests are open at once, across all calls of one client, and at
+most ``rate_limit`` start per second.
+
+Reads and version-checked updates are retried with tenacity after a timeout, a lost
+connection, a 429 or a 5xx response. A create is retried by the generic loop only
+when MyNotary cannot have committed it (429, or no connection made); after any
+other failure its outcome is unknown, so ``create_record`` looks the record up by
+its natural key and adopts it before it sends the create again.
+``docs/resilience.md`` describes the rules.
 """
 
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import json
 import logging
 import math
+import ssl
 import time
 from collections.abc import Awaitable
+from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC
+from datetime import datetime
 from decimal import Decimal
 from types import TracebackType
 from typing import Any
@@ -22,6 +36,13 @@ from typing import TypeGuard
 from typing import TypeVar
 
 import httpx
+from aiolimiter import AsyncLimiter
+from tenacity import AsyncRetrying
+from tenacity import RetryCallState
+from tenacity import retry_if_exception
+from tenacity import stop_after_attempt
+from tenacity import stop_before_delay
+from tenacity import wait_random_exponential
 
 from reconciler.errors import RemoteError
 from reconciler.mynotary.adapter import PROGRAMME_TYPE
@@ -33,19 +54,61 @@ Record = dict[str, Any]
 _T = TypeVar("_T")
 
 
+# Statuses after which the same request may succeed. A 429 means MyNotary handled
+# nothing, but a 5xx response may come after a commit, so only requests that are
+# safe to repeat are sent again after one.
+_TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+# Methods whose repetition changes nothing more than the first request did: reads,
+# and updates, which carry the version they expect (a repeated update that had
+# landed gets 409, which ``update_record`` checks).
+_REPEATABLE_METHODS = frozenset({"GET", "PATCH"})
+
+
 class MyNotaryError(RemoteError):
     """A MyNotary request failed with an error status, or got no response at all.
 
     ``status_code`` is None when no response arrived (connection error or timeout).
+    ``is_transient`` is true when the same request may succeed later, and
+    ``request_sent`` when it may have reached MyNotary. ``retry_after`` is the wait
+    in seconds that MyNotary asked for, and ``attempts`` the number of times the
+    request was sent.
     """
 
     def __init__(
-        self, message: str, *, method: str, path: str, status_code: int | None
+        self,
+        message: str,
+        *,
+        method: str,
+        path: str,
+        status_code: int | None,
+        is_transient: bool = False,
+        request_sent: bool = True,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(message)
         self.method = method
         self.path = path
         self.status_code = status_code
+        self.is_transient = is_transient
+        self.request_sent = request_sent
+        self.retry_after = retry_after
+        self.attempts = 1
+
+    @property
+    def is_outcome_unknown(self) -> bool:
+        """Whether MyNotary may have carried out the request despite the error."""
+        if not self.request_sent:
+            return False
+        if self.status_code is None:
+            return True
+        return self.status_code >= 500
+
+    def note_attempts(self, attempts: int) -> None:
+        """Record how many times the request was sent, in the message too."""
+        self.attempts = attempts
+        if attempts > 1:
+            self.args = (f"{self.args[0]} (after {attempts} attempts)",)
 
 
 class AuthenticationError(MyNotaryError):
@@ -74,11 +137,36 @@ class DuplicateRecordError(MyNotaryError):
     """Several records share a natural key, which should identify one record."""
 
 
+@dataclass(frozen=True)
+class RetryPolicy:
+    """When the client sends a failed request again, and how long it waits.
+
+    A request is sent at most ``max_retries`` + 1 times, and no retry starts more
+    than ``max_wait`` seconds after the first attempt. Without a ``Retry-After``
+    from MyNotary, the wait before retry n is drawn uniformly between 0 and
+    ``backoff`` * 2**(n-1) seconds, at most ``max_backoff`` ("full jitter").
+    """
+
+    max_retries: int = 5
+    max_wait: float = 60.0
+    backoff: float = 0.5
+    max_backoff: float = 10.0
+
+
+NO_RETRY = RetryPolicy(max_retries=0)
+
+# Requests per second; MyNotary does not publish its quota, so this is a guess
+# that keeps a large apply well below common API limits.
+DEFAULT_RATE_LIMIT = 50.0
+
+
 class MyNotaryClient:
     """Client of one MyNotary organization, acting as one MyNotary user.
 
     Use it as an async context manager, or call ``aclose``. ``transport`` replaces
-    the network, for the sandbox app and tests. ``timeout`` is in seconds.
+    the network, for the sandbox app and tests. ``timeout`` bounds each read and
+    write and ``connect_timeout`` each connection, in seconds. ``rate_limit`` is in
+    requests per second, None for no limit. TLS certificates are always verified.
     """
 
     def __init__(
@@ -90,21 +178,23 @@ class MyNotaryClient:
         api_key: str | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         timeout: float = 30.0,
+        connect_timeout: float = 10.0,
         page_size: int = 100,
         max_in_flight: int = 10,
+        retry: RetryPolicy = RetryPolicy(),
+        rate_limit: float | None = DEFAULT_RATE_LIMIT,
     ) -> None:
-        if page_size < 1 or max_in_flight < 1:
-            raise ValueError(
-                f"page_size ({page_size}) and max_in_flight ({max_in_flight})"
-                " must be at least 1"
-            )
+        _check_options(page_size, max_in_flight, retry, rate_limit)
 
         self.organization_id = organization_id
         self.creator_id = creator_id
         self.page_size = page_size
+        self.retry = retry
         self._api_key = api_key
         self._timeout = timeout
+        self._connect_timeout = connect_timeout
         self._slots = asyncio.Semaphore(max_in_flight)
+        self._limiter = None if rate_limit is None else AsyncLimiter(rate_limit, 1)
 
         headers = {"accept": "application/json"}
         if api_key is not None:
@@ -113,7 +203,7 @@ class MyNotaryClient:
             base_url=base_url,
             headers=headers,
             transport=transport,
-            timeout=timeout,
+            timeout=httpx.Timeout(timeout, connect=connect_timeout),
         )
 
     async def __aenter__(self) -> MyNotaryClient:
@@ -186,8 +276,10 @@ class MyNotaryClient:
     ) -> Record:
         """Create a record and return it, at version 1.
 
-        A create is not idempotent, so a caller that gets an error whose outcome is
-        unknown looks the record up by its natural key before sending it again.
+        A create is never sent again blindly. After a failure whose outcome is
+        unknown (timeout, lost connection, 5xx), the record is looked up by its
+        natural key. It is adopted if the create had landed, and created again
+        only if it had not. A record without a natural key is not created again.
         """
         body = {
             "organizationId": self.organization_id,
@@ -197,7 +289,33 @@ class MyNotaryClient:
             "externalReference": external_reference,
             "questions": questions,
         }
-        return await self._request_record("POST", "/records", body=body)
+        key = _natural_key(type, questions, programme_id, external_reference)
+        attempts = _Counter()
+        sent = _Counter()
+
+        async def attempt() -> Record:
+            attempts.count += 1
+            if attempts.count > 1 and key is not None:
+                found = await self._find_by_key(key)
+                if found is not None:
+                    logger.warning(
+                        "adopted record #%s with %s: the create whose response was"
+                        " lost had landed",
+                        found.get("id"),
+                        key.describe(),
+                    )
+                    return found
+            sent.count += 1
+            return await self._request_record("POST", "/records", body=body)
+
+        retrying = self._create_retrying(may_retry=key is not None)
+        try:
+            return await retrying(attempt)
+        except MyNotaryError as error:
+            # A failed lookup leaves the outcome of the creates sent unknown too.
+            if sent.count and (error.is_outcome_unknown or error.method == "GET"):
+                _note_unknown_create(error, sent.count)
+            raise
 
     async def update_record(
         self, record_id: int, version: int, questions: Mapping[str, Any]
@@ -205,10 +323,41 @@ class MyNotaryClient:
         """Replace the given questions of a record if it is still at ``version``.
 
         A question set to None is removed. Raises VersionConflictError if the
-        record has changed since that version was read.
+        record has changed since that version was read. When the update was sent
+        again after a lost response and the retry gets 409, the record is read: if
+        it holds the questions sent, the first update had landed and it is
+        returned.
         """
         body = {"version": version, "questions": questions}
-        return await self._request_record("PATCH", f"/records/{record_id}", body=body)
+        path = f"/records/{record_id}"
+        try:
+            return await self._request_record("PATCH", path, body=body)
+        except VersionConflictError as error:
+            if error.attempts <= 1:
+                raise
+            return await self._confirm_update(record_id, questions, error)
+
+    async def _confirm_update(
+        self,
+        record_id: int,
+        questions: Mapping[str, Any],
+        conflict: VersionConflictError,
+    ) -> Record:
+        record = await self.get_record(record_id)
+        if record is None or not _holds_questions(record, questions):
+            raise conflict
+
+        logger.info(
+            "PATCH /records/%s had landed before its retry got 409: the record"
+            " holds the questions sent",
+            record_id,
+        )
+        return record
+
+    async def _find_by_key(self, key: _NaturalKey) -> Record | None:
+        if key.programme_id is None:
+            return await self.find_programme(key.value)
+        return await self.find_lot(key.programme_id, key.value)
 
     async def _list_all(self, filters: Mapping[str, Any]) -> list[Record]:
         params = self._list_params(filters)
@@ -265,15 +414,41 @@ class MyNotaryClient:
         params: Mapping[str, Any] | None = None,
         body: Mapping[str, Any] | None = None,
     ) -> httpx.Response:
-        """Send one request and return its 2xx response, or raise a MyNotaryError.
+        """Send a request and return its 2xx response, or raise a MyNotaryError.
 
-        Every request goes through here, one slot of ``max_in_flight`` each.
+        Every request goes through here. A failure that ``_is_retryable`` accepts
+        is retried under the client's RetryPolicy; the error raised in the end
+        carries the number of attempts.
         """
         target = _describe(path, params)
         content = None if body is None else _encode_json(body).encode("utf-8")
         headers = {} if body is None else {"content-type": "application/json"}
+        attempts = _Counter()
 
+        async def attempt() -> httpx.Response:
+            attempts.count += 1
+            return await self._send(method, path, target, params, content, headers)
+
+        try:
+            return await self._retrying(_is_retryable)(attempt)
+        except MyNotaryError as error:
+            error.note_attempts(attempts.count)
+            raise
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        target: str,
+        params: Mapping[str, Any] | None,
+        content: bytes | None,
+        headers: Mapping[str, str],
+    ) -> httpx.Response:
+        """Send one attempt, in one slot of ``max_in_flight`` and under the rate."""
         async with self._slots:
+            if self._limiter is not None:
+                await self._limiter.acquire()
+
             started = time.monotonic()
             try:
                 response = await self._http.request(
@@ -288,18 +463,46 @@ class MyNotaryClient:
             return response
         raise self._status_error(method, target, response)
 
+    def _retrying(self, should_retry: Callable[[BaseException], bool]) -> AsyncRetrying:
+        policy = self.retry
+        return AsyncRetrying(
+            retry=retry_if_exception(should_retry),
+            stop=stop_after_attempt(policy.max_retries + 1)
+            | stop_before_delay(policy.max_wait),
+            wait=_RetryAfterOrBackoff(policy),
+            before_sleep=_log_retry,
+            reraise=True,
+        )
+
+    def _create_retrying(self, *, may_retry: bool) -> AsyncRetrying:
+        def should_retry(error: BaseException) -> bool:
+            # Only the create itself: a lookup has already used its own retries.
+            return (
+                may_retry
+                and isinstance(error, MyNotaryError)
+                and error.method == "POST"
+                and error.is_outcome_unknown
+            )
+
+        return self._retrying(should_retry)
+
     def _transport_error(
         self, method: str, target: str, error: httpx.RequestError
     ) -> MyNotaryError:
-        if isinstance(error, httpx.TimeoutException):
+        if isinstance(error, httpx.ConnectTimeout):
+            reason = f"timed out after {self._connect_timeout} s while connecting"
+        elif isinstance(error, httpx.TimeoutException):
             reason = f"timed out after {self._timeout} s"
         else:
             reason = f"{type(error).__name__}: {error}"
+
         return MyNotaryError(
             f"MyNotary request {method} {target} failed: {self._redact(reason)}",
             method=method,
             path=target,
             status_code=None,
+            is_transient=_is_transient_transport_error(error),
+            request_sent=not isinstance(error, _UNSENT_TRANSPORT_ERRORS),
         )
 
     def _status_error(
@@ -326,7 +529,19 @@ class MyNotaryClient:
             )
         if status == 409:
             return _version_conflict(message, method, target, body)
-        return MyNotaryError(message, method=method, path=target, status_code=status)
+        if status == 429:
+            message += (
+                "; MyNotary's rate limit was reached, so lower --rate-limit"
+                " (MYNOTARY_RATE_LIMIT)"
+            )
+        return MyNotaryError(
+            message,
+            method=method,
+            path=target,
+            status_code=status,
+            is_transient=status in _TRANSIENT_STATUSES,
+            retry_after=parse_retry_after(response.headers.get("retry-after")),
+        )
 
     def _authentication_hint(self, status: int) -> str:
         if status == 401:
@@ -341,6 +556,192 @@ class MyNotaryClient:
         if self._api_key:
             return text.replace(self._api_key, "***")
         return text
+
+
+# A timeout, a lost connection or a malformed answer may not happen again.
+_TRANSIENT_TRANSPORT_ERRORS = (
+    httpx.TimeoutException,
+    httpx.NetworkError,
+    httpx.RemoteProtocolError,
+)
+
+# Errors raised before any byte of the request left: no connection was made, or
+# none was free in the pool.
+_UNSENT_TRANSPORT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+
+def _is_transient_transport_error(error: httpx.RequestError) -> bool:
+    if not isinstance(error, _TRANSIENT_TRANSPORT_ERRORS):
+        return False
+
+    # A certificate that fails verification fails again on the next attempt.
+    cause: BaseException | None = error
+    while cause is not None:
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return False
+        cause = cause.__cause__ or cause.__context__
+    return True
+
+
+class _Counter:
+    """A count shared between a retry loop and its attempts."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+
+@dataclass(frozen=True)
+class _NaturalKey:
+    """What finds a record again on MyNotary without its id.
+
+    A programme's key is its external reference (``programme_id`` None); a lot's
+    is its number within the programme record ``programme_id``.
+    """
+
+    value: str
+    programme_id: int | None = None
+
+    def describe(self) -> str:
+        if self.programme_id is None:
+            return f"externalReference {self.value!r}"
+        return f"programmeId {self.programme_id} and numero_lot {self.value!r}"
+
+
+def _natural_key(
+    record_type: str,
+    questions: Mapping[str, Any],
+    programme_id: int | None,
+    external_reference: str | None,
+) -> _NaturalKey | None:
+    if record_type == PROGRAMME_TYPE:
+        if external_reference is None:
+            return None
+        return _NaturalKey(external_reference)
+
+    number = questions.get("numero_lot")
+    if programme_id is None or number is None:
+        return None
+    return _NaturalKey(str(number), programme_id)
+
+
+def _check_options(
+    page_size: int,
+    max_in_flight: int,
+    retry: RetryPolicy,
+    rate_limit: float | None,
+) -> None:
+    if page_size < 1 or max_in_flight < 1:
+        raise ValueError(
+            f"page_size ({page_size}) and max_in_flight ({max_in_flight})"
+            " must be at least 1"
+        )
+    if retry.max_retries < 0 or retry.max_wait < 0 or retry.backoff < 0:
+        raise ValueError(f"{retry} has a negative value")
+    if rate_limit is not None and rate_limit <= 0:
+        raise ValueError(f"rate_limit ({rate_limit}) must be positive")
+
+
+def _is_retryable(error: BaseException) -> bool:
+    """Tell whether sending the same request again is safe and may succeed."""
+    if not isinstance(error, MyNotaryError) or not error.is_transient:
+        return False
+    if error.status_code == 429 or not error.request_sent:
+        return True
+    return error.method in _REPEATABLE_METHODS
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Return the wait in seconds that a ``Retry-After`` header asks for.
+
+    The header holds either a number of seconds or an HTTP date (RFC 9110,
+    section 10.2.3). A date in the past means no wait; an invalid value, None.
+    """
+    if value is None:
+        return None
+
+    text = value.strip()
+    if text.isdigit():
+        return float(text)
+
+    try:
+        moment = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    if moment.tzinfo is None:
+        return None
+    return max(0.0, (moment - datetime.now(UTC)).total_seconds())
+
+
+class _RetryAfterOrBackoff:
+    """The wait before a retry: MyNotary's ``Retry-After`` if it sent one, else an
+    exponential backoff with full jitter."""
+
+    def __init__(self, policy: RetryPolicy) -> None:
+        self._backoff = wait_random_exponential(
+            multiplier=policy.backoff, max=policy.max_backoff
+        )
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        error = _outcome_error(retry_state)
+        if isinstance(error, MyNotaryError) and error.retry_after is not None:
+            return error.retry_after
+        return float(self._backoff(retry_state))
+
+
+def _outcome_error(retry_state: RetryCallState) -> BaseException | None:
+    outcome = retry_state.outcome
+    if outcome is None or not outcome.failed:
+        return None
+    return outcome.exception()
+
+
+def _log_retry(retry_state: RetryCallState) -> None:
+    """Log one line per retry: the request, what failed, and the wait."""
+    error = _outcome_error(retry_state)
+    if not isinstance(error, MyNotaryError):
+        return
+
+    if error.status_code is not None:
+        failure = f"status {error.status_code}"
+    else:
+        failure = type(error.__cause__).__name__
+    then = ""
+    if error.method == "POST" and error.is_outcome_unknown:
+        then = "; the record is looked up by its natural key before the retry"
+    logger.info(
+        "retrying %s %s after %s (attempt %d); waiting %.2f s%s",
+        error.method,
+        error.path,
+        failure,
+        retry_state.attempt_number,
+        retry_state.upcoming_sleep,
+        then,
+    )
+
+
+def _note_unknown_create(error: MyNotaryError, attempts: int) -> None:
+    tries = "once" if attempts == 1 else f"{attempts} times"
+    error.args = (
+        f"{error.args[0]}; the create was sent {tries} and its outcome is unknown,"
+        " so the next apply looks the record up by its natural key before"
+        " creating it",
+    )
+
+
+def _holds_questions(record: Record, questions: Mapping[str, Any]) -> bool:
+    """Tell whether ``record`` has every question as sent (None: absent)."""
+    stored = record.get("questions")
+    if not isinstance(stored, dict):
+        return False
+
+    # A round trip through JSON compares values as MyNotary stores them.
+    sent = _decode_json(_encode_json(questions))
+    for name, value in sent.items():
+        if value is None and name in stored:
+            return False
+        if value is not None and stored.get(name) != value:
+            return False
+    return True
 
 
 def _version_conflict(

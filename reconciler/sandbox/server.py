@@ -1,4 +1,8 @@
-"""Run the sandbox over HTTP with uvicorn, in the foreground or in a test's thread."""
+"""Run the sandbox over HTTP with uvicorn, in the foreground or in a test's thread.
+
+With a ``FaultConfig`` whose faults are on, the app is wrapped in a
+``FaultInjector`` that injects them.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +12,16 @@ import time
 from collections.abc import Iterator
 from contextlib import closing
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import uvicorn
+from starlette.types import ASGIApp
 
 from reconciler.sandbox.app import create_app
+from reconciler.sandbox.faults import FaultConfig
+from reconciler.sandbox.faults import FaultInjector
+from reconciler.sandbox.faults import quiet_dropped_connections
 from reconciler.sandbox.store import RecordStore
 
 DEFAULT_HOST = "127.0.0.1"
@@ -24,29 +33,54 @@ STARTUP_TIMEOUT = 10.0
 SHUTDOWN_TIMEOUT = 5.0
 
 
+@dataclass(frozen=True)
+class RunningSandbox:
+    """A sandbox served in a background thread: its URL and its fault injector."""
+
+    url: str
+    injector: FaultInjector | None
+
+
 def serve(
     db_path: str | Path,
     host: str = DEFAULT_HOST,
     port: int = DEFAULT_PORT,
     api_key: str | None = None,
+    faults: FaultConfig | None = None,
 ) -> None:
     """Serve the sandbox over the database ``db_path`` until interrupted."""
     with RecordStore(db_path) as store:
-        app = create_app(store, api_key=api_key)
+        app, _ = _build_app(store, api_key, faults)
         uvicorn.run(app, host=host, port=port, lifespan="off", ws="none")
 
 
 @contextmanager
-def running_server(db_path: str | Path, api_key: str | None = None) -> Iterator[str]:
+def running_server(
+    db_path: str | Path,
+    api_key: str | None = None,
+    faults: FaultConfig | None = None,
+) -> Iterator[str]:
     """Run the sandbox on 127.0.0.1 in a background thread and yield its base URL.
 
     The port is a free one chosen by the system. The server accepts connections
     when the URL is yielded, and is stopped, its thread joined and the store closed
     when the block exits.
     """
+    with running_sandbox(db_path, api_key, faults) as sandbox:
+        yield sandbox.url
+
+
+@contextmanager
+def running_sandbox(
+    db_path: str | Path,
+    api_key: str | None = None,
+    faults: FaultConfig | None = None,
+) -> Iterator[RunningSandbox]:
+    """Run the sandbox as ``running_server`` does; yield its URL and fault injector."""
     with RecordStore(db_path) as store, closing(_bind_local_socket()) as listener:
+        app, injector = _build_app(store, api_key, faults)
         config = uvicorn.Config(
-            create_app(store, api_key=api_key),
+            app,
             lifespan="off",
             ws="none",
             log_level="warning",
@@ -64,10 +98,22 @@ def running_server(db_path: str | Path, api_key: str | None = None) -> Iterator[
         thread.start()
         try:
             _wait_until_started(server, thread)
-            yield f"http://{DEFAULT_HOST}:{port}"
+            yield RunningSandbox(f"http://{DEFAULT_HOST}:{port}", injector)
         finally:
             server.should_exit = True
             thread.join()
+
+
+def _build_app(
+    store: RecordStore, api_key: str | None, faults: FaultConfig | None
+) -> tuple[ASGIApp, FaultInjector | None]:
+    app = create_app(store, api_key=api_key)
+    if faults is None or not faults.is_active:
+        return app, None
+
+    quiet_dropped_connections()
+    injector = FaultInjector(app, faults)
+    return injector, injector
 
 
 def _bind_local_socket() -> socket.socket:
