@@ -5,7 +5,12 @@ them as annexes, so every id a request needs exists when it is sent. Within each
 these phases, changes run concurrently up to the client's limit. Before a create
 the link table's journal records the Up id as ``creating`` with its natural key, and
 after it the new MyNotary id, so a crash at any point leaves a trail the next run
-follows instead of creating a duplicate.
+follows instead of creating a duplicate. Each change applied or failed also gets a
+line in the audit log (``reconciler.audit``), written before its journal entry.
+
+A failure stops the apply: no new change starts, the changes in flight finish, and
+the later phases are not attempted. A cancellation (Ctrl-C under ``asyncio.run``)
+does the same and sets ``ApplyResult.interrupted``.
 """
 
 from __future__ import annotations
@@ -19,6 +24,9 @@ from dataclasses import field
 from typing import Any
 from typing import Protocol
 
+from reconciler.audit import AuditContext
+from reconciler.audit import AuditLog
+from reconciler.audit import audit_path_for
 from reconciler.errors import ReconcilerError
 from reconciler.fields import ANNEX_NATURES
 from reconciler.links import Link
@@ -31,6 +39,7 @@ from reconciler.plan import PROGRAMME
 from reconciler.plan import Action
 from reconciler.plan import Change
 from reconciler.plan import Plan
+from reconciler.planfile import plan_digest
 
 logger = logging.getLogger(__name__)
 
@@ -63,11 +72,15 @@ class FailedChange:
 
 @dataclass
 class ApplyResult:
-    """What an apply did: changes applied, failed and not attempted."""
+    """What an apply did: changes applied, failed and not attempted.
+
+    ``interrupted`` is true when the apply was cancelled (Ctrl-C) and stopped early.
+    """
 
     applied: list[Change] = field(default_factory=list)
     failed: list[FailedChange] = field(default_factory=list)
     not_attempted: list[Change] = field(default_factory=list)
+    interrupted: bool = False
 
     @property
     def is_success(self) -> bool:
@@ -104,21 +117,24 @@ async def apply_plan(
     parallelism: int = 8,
     on_progress: ProgressCallback | None = None,
 ) -> ApplyResult:
-    """Apply ``plan``; stop at the first phase with a failure.
+    """Apply ``plan``; stop at the first phase with a failure or a cancellation.
 
     The link table is saved at the end whatever happened, so it is true even when
-    the apply failed halfway.
+    the apply failed halfway. The audit log beside it gets one line per change.
     """
-    applier = _Applier(client, links, on_progress)
+    context = AuditContext(plan.target, plan_digest(plan))
+    audit = AuditLog(audit_path_for(links.path), context)
+    applier = _Applier(client, links, on_progress, audit)
     result = ApplyResult()
     try:
         for phase in order_changes(plan.changes):
-            if result.failed:
+            if result.failed or result.interrupted:
                 result.not_attempted.extend(phase)
                 continue
             await applier.run_phase(phase, parallelism, result)
     finally:
         links.save()
+        audit.close()
     return result
 
 
@@ -128,10 +144,12 @@ class _Applier:
         client: RecordWriter,
         links: LinkTable,
         on_progress: ProgressCallback | None,
+        audit: AuditLog,
     ) -> None:
         self.client = client
         self.links = links
         self.on_progress = on_progress
+        self.audit = audit
 
     async def run_phase(
         self, phase: list[Change], parallelism: int, result: ApplyResult
@@ -144,34 +162,68 @@ class _Applier:
                 if stop.is_set():
                     result.not_attempted.append(change)
                     return
-                try:
-                    record = await self.apply_change(change)
-                except ReconcilerError as error:
-                    stop.set()
-                    logger.error("%s %s failed: %s", change.action.value, change.up_id, error)
-                    result.failed.append(FailedChange(change, str(error)))
-                    return
-                result.applied.append(change)
-                if self.on_progress is not None:
-                    self.on_progress(change, record)
+                await self._run_change(change, stop, result)
 
-        await asyncio.gather(*(run(change) for change in phase))
+        # asyncio.wait, unlike gather, leaves the changes running when the phase
+        # is cancelled, so that they can finish and be recorded.
+        tasks = [asyncio.ensure_future(run(change)) for change in phase]
+        try:
+            await asyncio.wait(tasks)
+        except asyncio.CancelledError:
+            _accept_cancellation()
+            stop.set()
+            result.interrupted = True
+            logger.warning("interrupted: finishing the changes in flight")
+            await asyncio.wait(tasks)
+
+        for task in tasks:
+            task.result()
+
+    async def _run_change(
+        self, change: Change, stop: asyncio.Event, result: ApplyResult
+    ) -> None:
+        try:
+            record = await self.apply_change(change)
+        except ReconcilerError as error:
+            stop.set()
+            logger.error("%s %s failed: %s", change.action.value, change.up_id, error)
+            self.audit.record_failed(change, str(error))
+            result.failed.append(FailedChange(change, str(error)))
+            return
+        except BaseException:
+            stop.set()
+            raise
+
+        result.applied.append(change)
+        if self.on_progress is not None:
+            self.on_progress(change, record)
 
     async def apply_change(self, change: Change) -> Record | None:
+        # The audit line of each change goes before its journal entry: a process
+        # killed in between repeats the change (and its line) on the next run.
         match change.action:
             case Action.UNLINK:
+                self.audit.record_applied(change, change.previous_id)
                 self._record_link(change, LinkState.UNLINKED, change.previous_id)
                 return None
             case Action.LINK:
                 record = await self._update_fields(change)
+                self.audit.record_applied(change, change.mynotary_id)
                 self._record_link(change, LinkState.LINKED, change.mynotary_id)
                 return record
             case Action.UPDATE:
-                return await self._update_fields(change)
+                record = await self._update_fields(change)
+                if any(item.name == "number" for item in change.fields):
+                    # The link keeps the lot number as the natural key.
+                    self._record_link(change, LinkState.LINKED, change.mynotary_id)
+                self.audit.record_applied(change, change.mynotary_id)
+                return record
             case Action.CREATE:
                 return await self._create(change)
 
-    def _record_link(self, change: Change, state: LinkState, mynotary_id: int | None) -> None:
+    def _record_link(
+        self, change: Change, state: LinkState, mynotary_id: int | None
+    ) -> None:
         link = Link(
             up_id=change.up_id,
             kind=change.kind,
@@ -210,13 +262,18 @@ class _Applier:
             programme_id=programme_id,
             external_reference=external_reference,
         )
+        self.audit.record_applied(change, int(record["id"]))
         self._record_link(change, LinkState.LINKED, int(record["id"]))
         logger.info("created %s as #%s", change.up_id, record["id"])
         return record
 
     def _programme_id(self, change: Change) -> int:
         link = self.links.get(change.programme_up_id)
-        if link is None or link.state is not LinkState.LINKED or link.mynotary_id is None:
+        if (
+            link is None
+            or link.state is not LinkState.LINKED
+            or link.mynotary_id is None
+        ):
             raise ReconcilerError(
                 f"programme {change.programme_up_id} of lot {change.lot_number} is not "
                 "linked on MyNotary; apply its programme first"
@@ -228,7 +285,9 @@ class _Applier:
         values = dict(change.desired)
         annexes = values.get("annexes")
         if isinstance(annexes, tuple) and annexes:
-            values["annexes"] = tuple(sorted(self._annex_id(change, str(up_id)) for up_id in annexes))
+            values["annexes"] = tuple(
+                sorted(self._annex_id(change, str(up_id)) for up_id in annexes)
+            )
         return values
 
     def _annex_id(self, change: Change, up_id: str) -> int:
@@ -240,3 +299,10 @@ class _Applier:
                 "attach it"
             )
         return link.mynotary_id
+
+
+def _accept_cancellation() -> None:
+    """Mark the current task's cancellation as handled, so later awaits proceed."""
+    task = asyncio.current_task()
+    if task is not None:
+        task.uncancel()

@@ -2,7 +2,7 @@
 
 Exit codes, for every command: 0 success, 1 error (invalid manifests, a blocked
 plan, a failed apply, bad configuration), 2 changes pending (``plan
---detailed-exitcode``), 130 interrupted.
+--detailed-exitcode``) or drift found (``drift``), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -20,18 +20,20 @@ from reconciler import __version__
 from reconciler import commands
 from reconciler.config import TargetOptions
 from reconciler.config import resolve_settings
-from reconciler.errors import EXIT_ERROR
 from reconciler.errors import EXIT_INTERRUPTED
 from reconciler.errors import ReconcilerError
+from reconciler.importer import ImportRequest
 from reconciler.plan import PlanOptions
 
 DEFAULT_PATHS = (Path("manifests"),)
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 success; 1 error (invalid manifests, blocked plan, failed apply, "
-    "bad configuration); 2 changes pending (plan --detailed-exitcode); "
-    "130 interrupted."
+    "bad configuration); 2 changes pending (plan --detailed-exitcode) or drift "
+    "found (drift); 130 interrupted."
 )
+
+RENDERINGS = click.Choice(["text", "markdown", "json"])
 
 paths_argument = click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 
@@ -71,10 +73,39 @@ def target_options(function: Callable[..., Any]) -> Callable[..., Any]:
             type=float,
             help="Timeout of each request, in seconds [env: MYNOTARY_TIMEOUT; 30].",
         ),
+        *network_options,
     ]
     for option in reversed(options):
         function = option(function)
     return function
+
+
+network_options = [
+    click.option(
+        "--connect-timeout",
+        type=float,
+        help="Timeout of each connection to MyNotary, in seconds "
+        "[env: MYNOTARY_CONNECT_TIMEOUT; 10].",
+    ),
+    click.option(
+        "--max-retries",
+        type=int,
+        help="Retries of a failed request that is safe to repeat "
+        "[env: MYNOTARY_MAX_RETRIES; 5].",
+    ),
+    click.option(
+        "--max-retry-wait",
+        type=float,
+        help="Seconds after a request's first attempt past which it is not retried "
+        "[env: MYNOTARY_MAX_RETRY_WAIT; 60].",
+    ),
+    click.option(
+        "--rate-limit",
+        type=float,
+        help="Requests per second sent to MyNotary at most; 0 for no limit "
+        "[env: MYNOTARY_RATE_LIMIT; 50].",
+    ),
+]
 
 
 def _settings(kwargs: dict[str, Any]) -> Any:
@@ -86,6 +117,10 @@ def _settings(kwargs: dict[str, Any]) -> Any:
         target=kwargs.pop("target"),
         links_path=kwargs.pop("links_path"),
         timeout=kwargs.pop("timeout"),
+        connect_timeout=kwargs.pop("connect_timeout"),
+        max_retries=kwargs.pop("max_retries"),
+        max_retry_wait=kwargs.pop("max_retry_wait"),
+        rate_limit=kwargs.pop("rate_limit"),
     )
     return resolve_settings(options, os.environ)
 
@@ -155,10 +190,25 @@ def validate(paths: tuple[Path, ...], strict: bool) -> None:
     is_flag=True,
     help="Plan a create for linked records that are missing on MyNotary.",
 )
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Also write the plan to this JSON file, for `apply --plan` and `show`.",
+)
+@click.option(
+    "--format",
+    "output_format",
+    type=RENDERINGS,
+    default="text",
+    show_default=True,
+    help="Rendering printed: text, markdown (for a pull request) or json.",
+)
 def plan(
     paths: tuple[Path, ...],
     detailed_exitcode: bool,
     recreate_missing: bool,
+    out: Path | None,
+    output_format: str,
     **kwargs: Any,
 ) -> None:
     """Show the changes that would make MyNotary match the manifests."""
@@ -167,9 +217,22 @@ def plan(
     )
     sys.exit(
         commands.run_plan(
-            request, detailed_exitcode=detailed_exitcode, console=_console()
+            request,
+            detailed_exitcode=detailed_exitcode,
+            console=_console(),
+            output=commands.PlanOutput(out, output_format),
         )
     )
+
+
+@main.command(epilog=EXIT_CODES_HELP)
+@click.argument("plan_file", type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "--format", "output_format", type=RENDERINGS, default="text", show_default=True
+)
+def show(plan_file: Path, output_format: str) -> None:
+    """Print the plan saved in PLAN_FILE by `plan --out`."""
+    sys.exit(commands.run_show(plan_file, output_format, _console()))
 
 
 @main.command(epilog=EXIT_CODES_HELP)
@@ -188,14 +251,46 @@ def plan(
     is_flag=True,
     help="Create again linked records that are missing on MyNotary.",
 )
+@click.option(
+    "--plan",
+    "plan_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Apply exactly this saved plan, without asking; rejected if it is stale.",
+)
+@click.option(
+    "--expect-digest",
+    metavar="DIGEST",
+    help="Apply only if the fresh plan's digest is DIGEST (the approved plan), "
+    "without asking.",
+)
+@click.option(
+    "--lock-timeout",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="Seconds to wait for another run holding the link table's lock.",
+)
 def apply(
     paths: tuple[Path, ...],
     auto_approve: bool,
     parallelism: int,
     recreate_missing: bool,
+    plan_file: Path | None,
+    expect_digest: str | None,
+    lock_timeout: float,
     **kwargs: Any,
 ) -> None:
-    """Compute the plan, ask for approval, and carry it out."""
+    """Compute the plan, ask for approval, and carry it out.
+
+    With --plan, apply a saved plan instead; it records its PATHS, so none are
+    given. With --expect-digest, apply the fresh plan only if it is the approved
+    one.
+    """
+    if plan_file is not None and (paths or expect_digest or recreate_missing):
+        raise click.UsageError(
+            "--plan applies the saved plan as it is: drop PATHS, --expect-digest "
+            "and --recreate-missing"
+        )
     request = commands.ApplyRequest(
         plan=commands.PlanRequest(
             list(paths or DEFAULT_PATHS),
@@ -205,8 +300,23 @@ def apply(
         auto_approve=auto_approve,
         parallelism=parallelism,
         confirm=_confirm,
+        plan_file=plan_file,
+        expected_digest=expect_digest,
+        lock_timeout=lock_timeout,
     )
     sys.exit(commands.run_apply(request, _console()))
+
+
+@main.command("force-unlock", epilog=EXIT_CODES_HELP)
+@click.argument("lock_id")
+@target_options
+def force_unlock(lock_id: str, **kwargs: Any) -> None:
+    """Remove the link table's lock LOCK_ID, left by a run that was killed.
+
+    The id is in the error of the run that found the lock. A lock whose process
+    still runs on this host is not removed.
+    """
+    sys.exit(commands.run_force_unlock(_settings(kwargs), lock_id, _console()))
 
 
 def _confirm() -> bool:
@@ -248,6 +358,44 @@ def sandbox() -> None:
     """Run the MyNotary sandbox that ships with the reconciler."""
 
 
+def fault_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    """Add the options of the faults that the sandbox injects."""
+    rate = click.FloatRange(0, 1)
+    seconds = click.FloatRange(min=0)
+    options = [
+        click.option(
+            "--faults",
+            "faults_file",
+            type=click.Path(path_type=Path, dir_okay=False, exists=True),
+            help="YAML file of fault options (keys as the options below, without "
+            "--); the options override it.",
+        ),
+        click.option("--seed", type=int, help="Seed of the fault draws [0]."),
+        click.option("--latency", type=seconds, help="Delay of every answer, s."),
+        click.option("--error-rate", type=rate, help="Share of 500/502/503."),
+        click.option("--throttle-rate", type=rate, help="Share of 429."),
+        click.option(
+            "--retry-after", type=click.IntRange(min=0), help="Retry-After of a 429, s."
+        ),
+        click.option(
+            "--retry-after-format",
+            type=click.Choice(["seconds", "date"]),
+            help="Retry-After as seconds or as an HTTP date [seconds].",
+        ),
+        click.option("--hang-rate", type=rate, help="Share of answers that hang."),
+        click.option("--hang-seconds", type=seconds, help="Length of a hang, s."),
+        click.option("--drop-rate", type=rate, help="Share of dropped connections."),
+        click.option(
+            "--ambiguous-rate",
+            type=rate,
+            help="Share of creates and updates committed, then answered 504.",
+        ),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
 @sandbox.command()
 @click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True)
 @click.option(
@@ -256,22 +404,18 @@ def sandbox() -> None:
     show_default=True,
     help="Address to listen on; keep 127.0.0.1 unless others must reach it.",
 )
-def serve(port: int, host: str) -> None:
+@fault_options
+def serve(port: int, host: str, faults_file: Path | None, **faults: Any) -> None:
     """Serve the sandbox's data (.reconciler/sandbox.db) over HTTP.
 
-    If MYNOTARY_SANDBOX_API_KEY is set, requests must carry it in x-api-key.
+    If MYNOTARY_SANDBOX_API_KEY is set, requests must carry it in x-api-key. The
+    fault options make it time out, fail, throttle and drop connections, drawn
+    from the seed, to test clients.
     """
-    from reconciler.sandbox.server import serve as serve_sandbox
-
-    database = Path(".reconciler") / "sandbox.db"
-    database.parent.mkdir(parents=True, exist_ok=True)
-    click.echo(f"Sandbox serving {database} on http://{host}:{port}", err=True)
-    serve_sandbox(
-        database,
-        host=host,
-        port=port,
-        api_key=os.environ.get("MYNOTARY_SANDBOX_API_KEY"),
+    code = commands.run_sandbox_serve(
+        commands.SandboxServeRequest(host, port, faults_file, faults), _console()
     )
+    sys.exit(code)
 
 
 @sandbox.command()
@@ -283,6 +427,238 @@ def demo(paths: tuple[Path, ...]) -> None:
     """
     code = commands.run_demo(list(paths or DEFAULT_PATHS), _console())
     sys.exit(code)
+
+
+@main.command(epilog=EXIT_CODES_HELP)
+@paths_argument
+@target_options
+@click.option(
+    "--format", "output_format", type=RENDERINGS, default="text", show_default=True
+)
+def drift(paths: tuple[Path, ...], output_format: str, **kwargs: Any) -> None:
+    """Report where MyNotary no longer matches the manifests; only reads.
+
+    Lists linked records changed or missing on MyNotary, and orphans: lots on
+    MyNotary in a linked programme that the link table does not hold. Exit 0 no
+    drift, 2 drift, 1 error.
+    """
+    request = commands.PlanRequest(
+        list(paths or DEFAULT_PATHS), _settings(kwargs), PlanOptions()
+    )
+    sys.exit(commands.run_drift(request, output_format, _console()))
+
+
+@main.group()
+def github() -> None:
+    """Steps of the GitHub workflows: plan comment, drift issue, link table.
+
+    They read GITHUB_API_URL, GITHUB_REPOSITORY and GITHUB_TOKEN (or GH_TOKEN), as
+    set in a GitHub Actions step; see docs/github-setup.md.
+    """
+
+
+def _github() -> commands.GitHubRequest:
+    return commands.GitHubRequest(os.environ)
+
+
+@github.command("comment-plan")
+@click.option("--pr", "pull_request", type=int, required=True, help="Pull request.")
+@click.option(
+    "--plan",
+    "plan_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    required=True,
+    help="Plan file written by `plan --out`; if missing, the plan failed.",
+)
+@click.option(
+    "--log",
+    "log_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Output of the plan step, shown in the comment when the plan failed.",
+)
+@click.option(
+    "--head-sha", required=True, help="The pull request's head commit planned."
+)
+def comment_plan(
+    pull_request: int, plan_file: Path, log_file: Path | None, head_sha: str
+) -> None:
+    """Post the plan as the pull request's one plan comment, or edit it."""
+    code = commands.run_github_comment_plan(
+        _github(),
+        pull_request=pull_request,
+        plan_path=plan_file,
+        log_path=log_file,
+        head_sha=head_sha,
+        console=_console(),
+    )
+    sys.exit(code)
+
+
+@github.command("approved-digest")
+@click.option("--commit", "commit_sha", required=True, help="The merge commit.")
+def approved_digest(commit_sha: str) -> None:
+    """Print the plan digest approved on the pull request merged as --commit."""
+    code = commands.run_github_approved_digest(
+        _github(), commit_sha=commit_sha, console=_console()
+    )
+    sys.exit(code)
+
+
+@github.command("drift-issue")
+@click.option(
+    "--report",
+    "report_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    required=True,
+    help="JSON report written by `reconciler drift --format json`.",
+)
+def drift_issue(report_file: Path) -> None:
+    """Open the drift issue, update it while drift lasts, close it when gone."""
+    code = commands.run_github_drift_issue(
+        _github(), report_path=report_file, console=_console()
+    )
+    sys.exit(code)
+
+
+@github.command("pull-state")
+@click.option("--branch", default="main", show_default=True)
+@click.option(
+    "--links",
+    "links_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=Path("state/links.yaml"),
+    show_default=True,
+)
+def pull_state(branch: str, links_path: Path) -> None:
+    """Take the link table and its apply log as they are on the branch now."""
+    code = commands.run_github_pull_state(
+        _github(), branch=branch, links_path=links_path, console=_console()
+    )
+    sys.exit(code)
+
+
+@github.command("commit-state")
+@target_options
+@click.option("--branch", default="main", show_default=True)
+@click.option(
+    "--message",
+    default="Update the link table after apply",
+    show_default=True,
+    help="Commit message.",
+)
+def commit_state(branch: str, message: str, **kwargs: Any) -> None:
+    """Commit the link table and its apply log to the branch if they changed."""
+    code = commands.run_github_commit_state(
+        _github(),
+        branch=branch,
+        settings=_settings(kwargs),
+        message=message,
+        console=_console(),
+    )
+    sys.exit(code)
+
+
+@main.group("import")
+def import_group() -> None:
+    """Import programmes and lots from Up exports into manifests."""
+
+
+@import_group.command("csv", epilog=EXIT_CODES_HELP)
+@click.argument("export", type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "--mapping",
+    type=click.Path(path_type=Path, dir_okay=False),
+    required=True,
+    help="Mapping file (YAML) of the export's columns, such as mappings/dvf.yaml.",
+)
+@click.option(
+    "--programme",
+    "programmes",
+    multiple=True,
+    help="Import only this programme Up id (repeatable); names the programme of an "
+    "export whose mapping reads no programme Up id.",
+)
+@click.option(
+    "--into",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=DEFAULT_PATHS[0],
+    show_default=True,
+    help="Folder of the manifests to update and create.",
+)
+@click.option(
+    "--prune",
+    is_flag=True,
+    help="Remove lots that the manifests hold but the export lacks.",
+)
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Write nothing if any row has an error (by default, such rows are skipped "
+    "and reported).",
+)
+@click.option("--encoding", help="Force the export's encoding, such as windows-1252.")
+@click.option(
+    "--separator",
+    type=click.Choice([";", ",", "tab"]),
+    help="Force the export's field separator.",
+)
+def import_csv(
+    export: Path,
+    mapping: Path,
+    programmes: tuple[str, ...],
+    into: Path,
+    prune: bool,
+    strict: bool,
+    encoding: str | None,
+    separator: str | None,
+) -> None:
+    """Turn a lot grid exported as CSV into manifests, one file per programme.
+
+    Existing manifests keep their comments, link intents and the fields the export
+    lacks. The summary accounts for every row of EXPORT.
+    """
+    request = ImportRequest(
+        export=export,
+        mapping=mapping,
+        into=into,
+        programmes=programmes,
+        prune=prune,
+        strict=strict,
+        encoding=encoding,
+        separator="\t" if separator == "tab" else separator,
+    )
+    sys.exit(commands.run_import(request, _console()))
+
+
+@import_group.command("pull-request", epilog=EXIT_CODES_HELP)
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "--summary",
+    "summary_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    required=True,
+    help="File with the summaries printed by `import csv`, shown in the body.",
+)
+@click.option("--title", default="Import Up exports", show_default=True)
+@click.option("--base", default="main", show_default=True, help="Branch to merge into.")
+@click.option(
+    "--branch",
+    default="import/up-exports",
+    show_default=True,
+    help="Branch of the import pull request; moved to each new import.",
+)
+def import_pull_request(
+    paths: tuple[Path, ...], summary_file: Path, title: str, base: str, branch: str
+) -> None:
+    """Open or update the pull request of the changed manifest files PATHS.
+
+    Reads GITHUB_API_URL, GITHUB_REPOSITORY and GITHUB_TOKEN, as set in a GitHub
+    Actions step. Prints pull-request=N and head-sha=SHA for $GITHUB_OUTPUT.
+    """
+    request = commands.ImportPullRequestRequest(
+        list(paths), summary_file, title, base, branch
+    )
+    sys.exit(commands.run_import_pull_request(_github(), request, _console()))
 
 
 if __name__ == "__main__":

@@ -7,11 +7,16 @@ line in ``reconciler.cli`` only parses options and calls these.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import json
+import os
+import re
 import sys
 from collections.abc import AsyncIterator
 from collections.abc import Callable
 from collections.abc import Coroutine
+from collections.abc import Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,15 +28,48 @@ import httpx
 
 from reconciler.apply import ApplyResult
 from reconciler.apply import apply_plan
+from reconciler.approval import ApplyLog
+from reconciler.approval import check_saved_plan
+from reconciler.approval import check_versions
+from reconciler.approval import decide_expected_digest
+from reconciler.audit import describe_target
+from reconciler.config import SANDBOX_DIR
 from reconciler.config import Settings
 from reconciler.config import TargetOptions
 from reconciler.config import resolve_settings
+from reconciler.drift import DriftReport
+from reconciler.drift import DriftReportError
+from reconciler.drift import compute_drift
+from reconciler.drift import from_json as drift_from_json
+from reconciler.drift import to_json as drift_to_json
 from reconciler.errors import EXIT_CHANGES
 from reconciler.errors import EXIT_ERROR
+from reconciler.errors import EXIT_INTERRUPTED
 from reconciler.errors import EXIT_OK
 from reconciler.errors import ManifestError
+from reconciler.errors import ReconcilerError
+from reconciler.github import GitHubClient
+from reconciler.github import GitHubSettings
+from reconciler.github import commit_files
+from reconciler.github import drift_issue_body
+from reconciler.github import find_approved_digest
+from reconciler.github import plan_comment_body
+from reconciler.github import pull_files
+from reconciler.github import sync_drift_issue
+from reconciler.github import upsert_plan_comment
+from reconciler.importer import ImportRequest
+from reconciler.importer import LotGridError
+from reconciler.importer import import_csv
+from reconciler.importer import render_report
+from reconciler.importer.pull_request import ImportProposal
+from reconciler.importer.pull_request import open_import_pull_request
 from reconciler.links import LinkTable
+from reconciler.lock import LockInfo
+from reconciler.lock import TargetLock
+from reconciler.lock import force_unlock
+from reconciler.lock import hold_lock
 from reconciler.manifest import LoadedManifests
+from reconciler.manifest import find_manifest_files
 from reconciler.manifest import load_manifests
 from reconciler.mynotary.client import MyNotaryClient
 from reconciler.plan import Action
@@ -39,7 +77,18 @@ from reconciler.plan import Change
 from reconciler.plan import Plan
 from reconciler.plan import PlanOptions
 from reconciler.plan import compute_plan
+from reconciler.planfile import SavedPlan
+from reconciler.planfile import read_plan_file
+from reconciler.planfile import render_json
+from reconciler.planfile import sources_of
+from reconciler.planfile import write_plan_file
 from reconciler.remote import read_remote_state
+from reconciler.render.drift import drift_exit_status
+from reconciler.render.drift import render_drift_markdown
+from reconciler.render.drift import render_drift_text
+from reconciler.render.drift import summary_line as drift_summary_line
+from reconciler.render.markdown import DEFAULT_FULL_PLAN
+from reconciler.render.markdown import render_plan_markdown
 from reconciler.render.text import SYMBOLS
 from reconciler.render.text import render_plan
 from reconciler.sandbox.app import create_app
@@ -48,6 +97,15 @@ from reconciler.sandbox.demo import load_demo
 from reconciler.sandbox.store import RecordStore
 from reconciler.status import compute_status
 from reconciler.status import render_status
+
+# The artifacts that the plan and drift workflows upload.
+PLAN_ARTIFACT = "reconciler-plan"
+DRIFT_ARTIFACT = "reconciler-drift"
+# Characters of a failed plan's output kept in the pull request comment: the end,
+# where the error is.
+FAILED_LOG_CHARACTERS = 20_000
+# Terminal colour and cursor sequences, which a comment would show as garbage.
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 SANDBOX_NOTICE = (
     "notice: no MyNotary URL is set, so the embedded sandbox in .reconciler/ is the "
@@ -124,6 +182,9 @@ async def open_client(
         api_key=settings.api_key,
         transport=transport,
         timeout=settings.timeout,
+        connect_timeout=settings.network.connect_timeout,
+        retry=settings.network.retry,
+        rate_limit=settings.network.rate_limit,
     )
     try:
         yield client
@@ -150,19 +211,46 @@ async def build_plan(
     return links, plan
 
 
-def run_plan(request: PlanRequest, *, detailed_exitcode: bool, console: Console) -> int:
+@dataclass(frozen=True)
+class PlanOutput:
+    """The rendering a plan is printed in, and the plan file it is also written to."""
+
+    out: Path | None = None
+    output_format: str = "text"
+
+
+def run_plan(
+    request: PlanRequest,
+    *,
+    detailed_exitcode: bool,
+    console: Console,
+    output: PlanOutput = PlanOutput(),
+) -> int:
     """Print the plan; exit 1 on problems, else 0 (or 2 for changes with the flag)."""
 
-    async def main() -> Plan:
+    async def main() -> SavedPlan:
         loaded = load_manifests(request.paths)
         async with open_client(request.settings, console) as client:
-            _, plan = await build_plan(request, loaded, client)
-            return plan
+            links, plan = await build_plan(request, loaded, client)
+            sources = sources_of(
+                request.paths,
+                loaded.files,
+                links,
+                recreate_missing=request.options.recreate_missing,
+            )
+            return SavedPlan(plan, sources)
 
-    plan = _run_guarded(main, console)
-    if plan is None:
+    saved = _run_guarded(main, console)
+    if saved is None:
         return EXIT_ERROR
-    console.print(render_plan(plan, console.styler))
+    plan = saved.plan
+    if output.out is not None:
+        write_plan_file(saved, output.out)
+        console.notice(
+            f"Plan written to {output.out}; apply exactly this plan with "
+            f"`reconciler apply --plan {output.out}`"
+        )
+    console.print(render_saved_plan(saved, output.output_format, console.styler))
     if plan.problems:
         return EXIT_ERROR
     if detailed_exitcode and plan.has_changes:
@@ -197,14 +285,68 @@ def run_status(request: PlanRequest, *, as_json: bool, console: Console) -> int:
 
 @dataclass(frozen=True)
 class ApplyRequest:
+    """An apply: of a fresh plan, of a saved plan file, or of an approved digest."""
+
     plan: PlanRequest
     auto_approve: bool
     parallelism: int
     confirm: Callable[[], bool]
+    plan_file: Path | None = None
+    expected_digest: str | None = None
+    lock_timeout: float = 0.0
 
 
+# The lock of the target: one run at a time writes a link table.
+
+
+def _holding_target_lock(
+    run: Callable[[ApplyRequest, Console], int],
+) -> Callable[[ApplyRequest, Console], int]:
+    """Run an apply command while it holds the lock of its link table."""
+
+    @functools.wraps(run)
+    def locked(request: ApplyRequest, console: Console) -> int:
+        settings = request.plan.settings
+        with _target_lock(settings, request.lock_timeout, console):
+            return run(request, console)
+
+    return locked
+
+
+def _target_lock(
+    settings: Settings, timeout: float, console: Console
+) -> contextlib.AbstractContextManager[TargetLock]:
+    def notice_wait(holder: LockInfo) -> None:
+        console.notice(
+            f"notice: waiting up to {timeout:g} s for the lock of"
+            f" {settings.links_path}, held by {holder.describe()}"
+        )
+
+    return hold_lock(
+        settings.links_path,
+        describe_target(settings.target),
+        timeout=timeout,
+        on_wait=notice_wait,
+    )
+
+
+def run_force_unlock(settings: Settings, lock_id: str, console: Console) -> int:
+    """Remove the lock of the target's link table if its id is ``lock_id``."""
+    holder = force_unlock(settings.links_path, lock_id)
+    console.print(
+        f"Lock {lock_id} of {settings.links_path} removed; it was held by"
+        f" {holder.describe()}."
+    )
+    return EXIT_OK
+
+
+@_holding_target_lock
 def run_apply(request: ApplyRequest, console: Console) -> int:
     """Plan, ask for approval, apply; exit 0 when every change was applied."""
+    if request.plan_file is not None:
+        return run_apply_saved(request, request.plan_file, console)
+    if request.expected_digest is not None:
+        return run_apply_expected(request, request.expected_digest, console)
 
     async def main() -> ApplyResult | None:
         loaded = load_manifests(request.plan.paths)
@@ -214,10 +356,15 @@ def run_apply(request: ApplyRequest, console: Console) -> int:
             if plan.problems:
                 return None
             if not plan.has_changes:
+                # Links that an interrupted apply left in the journal go into
+                # the table, which is the file reviewed and committed.
+                if links.has_journal():
+                    links.save()
                 return ApplyResult()
             if not request.auto_approve and not request.confirm():
+                # Exit 1 like any refusal, so a script without approval fails.
                 console.print("Apply cancelled; nothing was changed.")
-                return ApplyResult()
+                return None
             return await apply_plan(
                 plan,
                 client,
@@ -227,17 +374,26 @@ def run_apply(request: ApplyRequest, console: Console) -> int:
             )
 
     result = _run_guarded(main, console)
+    return report_apply_result(result, console)
+
+
+def report_apply_result(result: ApplyResult | None, console: Console) -> int:
+    """Print what an apply did; return 0 when every change was applied, 130 when
+    it was interrupted, else 1."""
     if result is None:
         return EXIT_ERROR
-    if not result.applied and result.is_success:
+    if not result.applied and result.is_success and not result.interrupted:
         return EXIT_OK
-    console.print(f"Apply finished: {result.summary()}.")
+    ending = "interrupted" if result.interrupted else "finished"
+    console.print(f"Apply {ending}: {result.summary()}.")
     for failed in result.failed:
         console.print(
             f"  failed: {failed.change.label} [{failed.change.up_id}]: {failed.error}"
         )
     for change in result.not_attempted:
         console.print(f"  not attempted: {change.label} [{change.up_id}]")
+    if result.interrupted:
+        return EXIT_INTERRUPTED
     return EXIT_OK if result.is_success else EXIT_ERROR
 
 
@@ -274,6 +430,11 @@ def run_demo(paths: list[Path], console: Console) -> int:
         print_manifest_error(error, console)
         return EXIT_ERROR
     settings = resolve_settings(TargetOptions(target="sandbox"), {})
+    with _target_lock(settings, 0.0, console):
+        return _reset_demo(loaded, settings, console)
+
+
+def _reset_demo(loaded: LoadedManifests, settings: Settings, console: Console) -> int:
     for path in (
         settings.sandbox_database,
         settings.links_path,
@@ -293,3 +454,384 @@ def run_demo(paths: list[Path], console: Console) -> int:
         console.print(f"  {note}")
     console.print("Next: reconciler plan")
     return EXIT_OK
+
+
+@dataclass(frozen=True)
+class SandboxServeRequest:
+    """Where to serve the sandbox, and the faults to inject: a YAML file, and
+    options keyed by ``FaultConfig`` field (None when not given)."""
+
+    host: str
+    port: int
+    faults_file: Path | None
+    fault_options: Mapping[str, Any]
+
+
+def run_sandbox_serve(request: SandboxServeRequest, console: Console) -> int:
+    """Serve the sandbox's data over HTTP until interrupted."""
+    # Imported here: uvicorn is needed by this command only.
+    from reconciler.sandbox.faults import FaultConfigError
+    from reconciler.sandbox.faults import load_fault_config
+    from reconciler.sandbox.server import serve
+
+    try:
+        faults = load_fault_config(request.faults_file, request.fault_options)
+    except FaultConfigError as error:
+        console.notice(f"error: {error}")
+        return EXIT_ERROR
+
+    database = SANDBOX_DIR / "sandbox.db"
+    database.parent.mkdir(parents=True, exist_ok=True)
+    url = f"http://{request.host}:{request.port}"
+    console.notice(f"Sandbox serving {database} on {url}")
+    if faults.is_active:
+        console.notice(f"Injecting faults: {faults}")
+    api_key = os.environ.get("MYNOTARY_SANDBOX_API_KEY")
+    serve(
+        database, host=request.host, port=request.port, api_key=api_key, faults=faults
+    )
+    return EXIT_OK
+
+
+# Saved plans, approved digests, drift and the GitHub steps of the workflows
+
+
+def render_saved_plan(
+    saved: SavedPlan,
+    output_format: str,
+    styler: Callable[[str, str], str] | None = None,
+    full_plan: str = DEFAULT_FULL_PLAN,
+) -> str:
+    """Return the plan in one of the renderings: text, markdown or json."""
+    if output_format == "markdown":
+        return render_plan_markdown(saved.plan, full_plan=full_plan)
+    if output_format == "json":
+        return render_json(saved)
+    return render_plan(saved.plan, styler or (lambda text, colour: text))
+
+
+def run_show(plan_path: Path, output_format: str, console: Console) -> int:
+    """Print a saved plan in the rendering asked for."""
+    saved = read_plan_file(plan_path)
+    console.print(render_saved_plan(saved, output_format, console.styler))
+    return EXIT_OK
+
+
+def run_apply_saved(request: ApplyRequest, plan_path: Path, console: Console) -> int:
+    """Apply exactly the saved plan, or refuse before any write if it is stale."""
+    settings = request.plan.settings
+    saved = read_plan_file(plan_path)
+    paths = [Path(path) for path in saved.sources.manifest_paths]
+    log = ApplyLog.beside(settings.links_path)
+    check_saved_plan(
+        saved,
+        target=settings.target,
+        manifest_files=find_manifest_files(paths),
+        links_path=settings.links_path,
+        log=log,
+        plan_path=plan_path,
+    )
+    console.print(render_plan(saved.plan, console.styler))
+
+    async def main() -> ApplyResult:
+        async with open_client(settings, console) as client:
+            await check_versions(saved.plan, client, plan_path)
+            links = LinkTable.load(settings.links_path, settings.target)
+            log.record_plan_file(saved)
+            return await _apply_with_progress(
+                saved.plan, client, links, request, console
+            )
+
+    return report_apply_result(_run_guarded(main, console), console)
+
+
+def run_apply_expected(
+    request: ApplyRequest, expected_digest: str, console: Console
+) -> int:
+    """Apply a fresh plan only if its digest is the approved one (or resumes it)."""
+
+    async def main() -> ApplyResult | None:
+        loaded = load_manifests(request.plan.paths)
+        async with open_client(request.plan.settings, console) as client:
+            links, plan = await build_plan(request.plan, loaded, client)
+            console.print(render_plan(plan, console.styler))
+            if plan.problems:
+                return None
+            log = ApplyLog.beside(links.path)
+            decision = decide_expected_digest(plan, expected_digest, log)
+            if not plan.has_changes:
+                console.print("Nothing to apply: MyNotary matches the manifests.")
+                return ApplyResult()
+            if decision.is_exact:
+                log.record_approved(expected_digest, plan.changes)
+            else:
+                console.notice(
+                    f"notice: resuming the approved apply of plan {expected_digest}: "
+                    f"{len(plan.changes)} of its change(s) are not done yet"
+                )
+            result = await _apply_with_progress(plan, client, links, request, console)
+            log.record_finished(expected_digest, is_complete=result.is_success)
+            return result
+
+    return report_apply_result(_run_guarded(main, console), console)
+
+
+async def _apply_with_progress(
+    plan: Plan,
+    client: MyNotaryClient,
+    links: LinkTable,
+    request: ApplyRequest,
+    console: Console,
+) -> ApplyResult:
+    return await apply_plan(
+        plan,
+        client,
+        links,
+        parallelism=request.parallelism,
+        on_progress=lambda change, _: console.print(_progress_line(change)),
+    )
+
+
+def run_drift(request: PlanRequest, output_format: str, console: Console) -> int:
+    """Print the drift report; exit 0 no drift, 2 drift, 1 error. Writes nothing."""
+
+    async def main() -> DriftReport:
+        loaded = load_manifests(request.paths)
+        async with open_client(request.settings, console) as client:
+            links = LinkTable.load(request.settings.links_path, request.settings.target)
+            remote = await read_remote_state(client, loaded.programmes, links)
+            return compute_drift(loaded.programmes, links, remote)
+
+    report = _run_guarded(main, console)
+    if report is None:
+        return EXIT_ERROR
+    if output_format == "markdown":
+        console.print(render_drift_markdown(report))
+    elif output_format == "json":
+        console.print(json.dumps(drift_to_json(report), indent=2, ensure_ascii=False))
+    else:
+        console.print(render_drift_text(report, console.styler))
+    return drift_exit_status(report)
+
+
+@dataclass(frozen=True)
+class GitHubRequest:
+    """The environment of a GitHub Actions step, and where its transport goes."""
+
+    environ: Mapping[str, str]
+    transport: httpx.BaseTransport | None = None
+
+    def client(self) -> GitHubClient:
+        settings = GitHubSettings.from_environment(self.environ)
+        return GitHubClient(settings, transport=self.transport)
+
+
+def run_github_comment_plan(
+    github: GitHubRequest,
+    *,
+    pull_request: int,
+    plan_path: Path,
+    log_path: Path | None,
+    head_sha: str,
+    console: Console,
+) -> int:
+    """Post the plan as the pull request's one plan comment, or edit it in place."""
+    with github.client() as client:
+        if plan_path.exists():
+            saved = read_plan_file(plan_path)
+            note = _artifact_note(PLAN_ARTIFACT, client.settings.run_url)
+            markdown = render_plan_markdown(saved.plan, full_plan=note)
+            body = plan_comment_body(markdown, saved.digest, head_sha)
+        else:
+            body = plan_comment_body(_failed_plan_markdown(log_path), None, head_sha)
+        outcome = upsert_plan_comment(client, pull_request, body)
+    console.print(f"Plan comment on pull request #{pull_request}: {outcome}.")
+    return EXIT_OK
+
+
+def _artifact_note(artifact: str, run_url: str | None) -> str:
+    where = f"[this workflow run]({run_url})" if run_url else "this workflow run"
+    return f"the `{artifact}` artifact of {where}"
+
+
+def _failed_plan_markdown(log_path: Path | None) -> str:
+    lines = [
+        "### Plan failed: no plan was made",
+        "",
+        "The manifests are invalid, or MyNotary could not be read. The output of "
+        "the step follows; fix the cause and push again.",
+        "",
+    ]
+    output = ""
+    if log_path is not None and log_path.exists():
+        output = log_path.read_text(encoding="utf-8", errors="replace")
+    lines.extend(_code_block(output[-FAILED_LOG_CHARACTERS:]))
+    return "\n".join(lines) + "\n"
+
+
+def _code_block(text: str) -> list[str]:
+    # A fence longer than any run of backticks in the text cannot be closed by it.
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    cleaned = ANSI_ESCAPE.sub("", text).strip("\n")
+    return [fence + "text", cleaned, fence]
+
+
+def run_github_approved_digest(
+    github: GitHubRequest, *, commit_sha: str, console: Console
+) -> int:
+    """Print the plan digest approved on the pull request merged as ``commit_sha``."""
+    with github.client() as client:
+        approved = find_approved_digest(client, commit_sha)
+    console.notice(
+        f"Approved plan of pull request #{approved.pull_request}: {approved.digest}"
+    )
+    console.print(approved.digest)
+    return EXIT_OK
+
+
+def run_github_drift_issue(
+    github: GitHubRequest, *, report_path: Path, console: Console
+) -> int:
+    """Open, update or close the drift issue from a ``drift --format json`` report."""
+    try:
+        document = json.loads(report_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise DriftReportError(
+            f"can't read the drift report {report_path}: {error}; write it with "
+            "`reconciler drift --format json`"
+        ) from None
+    report = drift_from_json(document, str(report_path))
+    with github.client() as client:
+        note = _artifact_note(DRIFT_ARTIFACT, client.settings.run_url)
+        markdown = render_drift_markdown(report, full_report=note)
+        outcome = sync_drift_issue(
+            client,
+            has_drift=report.has_drift,
+            digest=report.digest,
+            body=drift_issue_body(markdown, report.digest),
+            closing_comment=f"No drift any more. {drift_summary_line(report)}",
+        )
+    console.print(f"Drift issue: {outcome}.")
+    return EXIT_OK
+
+
+def run_github_pull_state(
+    github: GitHubRequest, *, branch: str, links_path: Path, console: Console
+) -> int:
+    """Take the link table and the apply log as they are on ``branch`` now."""
+    paths = [links_path, ApplyLog.beside(links_path).path]
+    with github.client() as client:
+        for line in pull_files(client, branch, paths):
+            console.print(line)
+    return EXIT_OK
+
+
+def run_github_commit_state(
+    github: GitHubRequest,
+    *,
+    branch: str,
+    settings: Settings,
+    message: str,
+    console: Console,
+) -> int:
+    """Commit the link table and the apply log to ``branch`` if they changed.
+
+    A journal left by an interrupted apply is replayed into the table first, so
+    the committed table contains every link that was recorded.
+    """
+    with _target_lock(settings, 0.0, console):
+        links = LinkTable.load(settings.links_path, settings.target)
+        if links.has_journal():
+            links.save()
+    paths = [settings.links_path, ApplyLog.beside(settings.links_path).path]
+    with github.client() as client:
+        for line in commit_files(client, branch, paths, message):
+            console.print(line)
+    return EXIT_OK
+
+
+def run_import(request: ImportRequest, console: Console) -> int:
+    """Import a CSV export into manifests and print the summary; exit 1, with
+    nothing written, when the export or the existing manifests can't be used."""
+    try:
+        report = import_csv(request)
+    except LotGridError as error:
+        for issue in error.issues:
+            console.print(str(issue))
+        console.print(f"{len(error.issues)} problem(s); nothing was written.")
+        return EXIT_ERROR
+    except ManifestError as error:
+        for manifest_issue in error.issues:
+            console.print(str(manifest_issue))
+        console.print(
+            f"The manifests in {request.into} are invalid, so nothing was imported; "
+            f"fix them first (reconciler validate {request.into})."
+        )
+        return EXIT_ERROR
+    console.print(render_report(report))
+    return EXIT_OK
+
+
+@dataclass(frozen=True)
+class ImportPullRequestRequest:
+    """The changed manifest files, the summaries file, and the branches to use."""
+
+    paths: list[Path]
+    summary_path: Path
+    title: str
+    base: str
+    branch: str
+
+
+def run_import_pull_request(
+    github: GitHubRequest, request: ImportPullRequestRequest, console: Console
+) -> int:
+    """Open or update the import pull request with ``request.paths``.
+
+    Prints ``pull-request=N`` and ``head-sha=SHA`` for ``$GITHUB_OUTPUT``, and
+    nothing when no file changed.
+    """
+    if not request.paths:
+        console.notice("No manifest changed; no pull request opened or updated.")
+        return EXIT_OK
+    proposal = ImportProposal(
+        files=_changed_files(request.paths),
+        title=request.title,
+        summary=_read_summary(request.summary_path),
+        base=request.base,
+        branch=request.branch,
+    )
+    with github.client() as client:
+        result = open_import_pull_request(client, proposal)
+    console.notice(
+        f"Pull request #{result.number} {result.action.value}: {result.url} "
+        f"({len(proposal.files)} file(s))"
+    )
+    console.print(f"pull-request={result.number}")
+    console.print(f"head-sha={result.head_sha}")
+    return EXIT_OK
+
+
+def _changed_files(paths: list[Path]) -> dict[Path, bytes]:
+    files = {}
+    for path in paths:
+        if path.is_absolute() or ".." in path.parts:
+            raise ReconcilerError(
+                f"{path} is not a path inside the repository; pass paths relative "
+                "to its root, as git status prints them"
+            )
+        try:
+            files[path] = path.read_bytes()
+        except OSError as error:
+            raise ReconcilerError(f"can't read {path}: {error.strerror}") from None
+    return files
+
+
+def _read_summary(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ReconcilerError(
+            f"can't read the import summary {path}: {error.strerror}"
+        ) from None

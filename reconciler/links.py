@@ -115,7 +115,9 @@ class LinkTable:
         try:
             data = yaml.load(self.path.read_text(encoding="utf-8"), Loader=_Loader)
         except (OSError, yaml.YAMLError) as error:
-            raise ConfigurationError(f"can't read link table {self.path}: {error}")
+            raise ConfigurationError(
+                f"can't read link table {self.path}: {error}"
+            ) from None
         if not isinstance(data, dict) or data.get("version") != TABLE_FORMAT_VERSION:
             raise ConfigurationError(
                 f"{self.path} is not a link table of format version "
@@ -126,7 +128,9 @@ class LinkTable:
             self.links[str(up_id)] = _link_from_yaml(str(up_id), entry)
 
     def _check_target(self, target: dict[str, Any]) -> None:
-        found = TargetIdentity(str(target.get("url")), int(target.get("organizationId", 0)))
+        found = TargetIdentity(
+            str(target.get("url")), int(target.get("organizationId", 0))
+        )
         if found != self.target:
             raise ConfigurationError(
                 f"link table {self.path} belongs to {found}, not to {self.target}; "
@@ -177,6 +181,10 @@ class LinkTable:
         if self._journal is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._journal = self.journal_path.open("a", encoding="utf-8")
+            if _ends_mid_line(self.journal_path):
+                # A process died while writing the last line. End that line, or
+                # this run's first entry would join it and be lost on replay.
+                self._journal.write("\n")
         self._journal.write(json.dumps(entry, sort_keys=True) + "\n")
         self._journal.flush()
         os.fsync(self._journal.fileno())
@@ -203,7 +211,9 @@ class LinkTable:
 
     def render(self) -> str:
         """Return the table as YAML, sorted by Up id so diffs stay small."""
-        links = {up_id: _link_to_yaml(self.links[up_id]) for up_id in sorted(self.links)}
+        links = {
+            up_id: _link_to_yaml(self.links[up_id]) for up_id in sorted(self.links)
+        }
         document = {
             "version": TABLE_FORMAT_VERSION,
             "target": {
@@ -254,10 +264,17 @@ def _link_from_yaml(up_id: str, entry: Any) -> Link:
     )
 
 
+def _ends_mid_line(path: Path) -> bool:
+    with path.open("rb") as journal:
+        if journal.seek(0, os.SEEK_END) == 0:
+            return False
+        journal.seek(-1, os.SEEK_END)
+        return journal.read(1) != b"\n"
+
+
 def _sync_folder(folder: Path) -> None:
     descriptor = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(descriptor)
     finally:
         os.close(descriptor)
-

@@ -114,7 +114,7 @@ def compute_plan(
     options: PlanOptions = PlanOptions(),
 ) -> Plan:
     """Return the plan that makes ``remote`` match ``programmes``."""
-    planner = _Planner(links, remote, options)
+    planner = _Planner(links, remote, options, _up_ids_of(programmes))
     for programme in programmes:
         planner.plan_programme(programme)
     planner.plan_removed(programmes)
@@ -125,13 +125,24 @@ def _display_name(link: Link | None) -> str:
     return "not linked" if link is None else f"{link.state.value} #{link.mynotary_id}"
 
 
+def _up_ids_of(programmes: tuple[ProgrammeManifest, ...]) -> frozenset[str]:
+    up_ids = {programme.up_id for programme in programmes}
+    up_ids.update(lot.up_id for programme in programmes for lot in programme.lots)
+    return frozenset(up_ids)
+
+
 class _Planner:
     def __init__(
-        self, links: LinkTable, remote: RemoteState, options: PlanOptions
+        self,
+        links: LinkTable,
+        remote: RemoteState,
+        options: PlanOptions,
+        present_up_ids: frozenset[str],
     ) -> None:
         self.links = links
         self.remote = remote
         self.options = options
+        self.present_up_ids = present_up_ids
         self.changes: list[Change] = []
         self.problems: list[Problem] = []
         self.up_ids_by_mynotary_id = {
@@ -206,7 +217,9 @@ class _Planner:
 
     # Lots
 
-    def _lot_base(self, programme: ProgrammeManifest, lot: LotManifest) -> dict[str, Any]:
+    def _lot_base(
+        self, programme: ProgrammeManifest, lot: LotManifest
+    ) -> dict[str, Any]:
         return {
             "kind": LOT,
             "up_id": lot.up_id,
@@ -230,7 +243,8 @@ class _Planner:
             self._attach_lot(lot, intent.attach, programme_id, desired, link, base)
             return
         if link is not None and link.state is LinkState.LINKED:
-            self._compare_linked(link, desired, LOT_FIELDS, base)
+            if self._is_in_programme(link, programme_id, base):
+                self._compare_linked(link, desired, LOT_FIELDS, base)
             return
         twin = self._lot_twin(programme_id, lot)
         if link is not None and link.state is LinkState.CREATING:
@@ -240,6 +254,24 @@ class _Planner:
             self._twin_problem(base, twin, link, f"with number {lot.number}")
             return
         self._create(desired, LOT_FIELDS, base)
+
+    def _is_in_programme(
+        self, link: Link, programme_id: int | None, base: dict[str, Any]
+    ) -> bool:
+        """Check that a linked lot's record belongs to the lot's programme."""
+        record = self.remote.record(link.mynotary_id or 0)
+        if record is None or programme_id is None:
+            return True
+        owner = record.get("programmeId")
+        if owner == programme_id:
+            return True
+        self._problem(
+            base,
+            f"linked record #{link.mynotary_id} is a lot of programme #{owner}, "
+            f"not of #{programme_id}",
+            "attach the lot of this programme, or mark this lot unlinked",
+        )
+        return False
 
     def _desired_lot_fields(self, lot: LotManifest) -> dict[str, Value]:
         return dict(lot.fields)
@@ -265,7 +297,11 @@ class _Planner:
             )
             return
         if programme_id is None or owner != programme_id:
-            expected = "a programme not yet on MyNotary" if programme_id is None else f"#{programme_id}"
+            expected = (
+                "a programme not yet on MyNotary"
+                if programme_id is None
+                else f"#{programme_id}"
+            )
             self._problem(
                 base,
                 f"attach: {attach} is a lot of programme #{owner}, not of {expected}",
@@ -282,14 +318,25 @@ class _Planner:
                 continue
             owner = self.up_ids_by_mynotary_id.get(record["id"])
             owner_link = self.links.get(owner) if owner else None
-            if owner_link is not None and owner != lot.up_id and owner_link.state is LinkState.LINKED:
+            # A record linked to another lot of the manifests belongs to it, even
+            # while it still has this number (that lot is being renumbered). A
+            # record linked to a lot gone from the manifests is only forgotten,
+            # so it keeps its number and is a twin.
+            if (
+                owner_link is not None
+                and owner != lot.up_id
+                and owner_link.state is LinkState.LINKED
+                and owner in self.present_up_ids
+            ):
                 continue
             return record
         return None
 
     # Shared steps
 
-    def _attached_record(self, record: Any, attach: int, base: dict[str, Any]) -> Record | None:
+    def _attached_record(
+        self, record: Any, attach: int, base: dict[str, Any]
+    ) -> Record | None:
         found = self.remote.record(attach)
         if found is None:
             self._problem(
@@ -308,7 +355,8 @@ class _Planner:
     ) -> int | None:
         record = self.remote.record(link.mynotary_id or 0)
         if record is None:
-            return self._missing(link, desired, specs, base)
+            self._missing(link, desired, specs, base)
+            return None
         fields = self._differences(record, desired, specs)
         if fields:
             self._add(Action.UPDATE, base, record, fields, desired)
@@ -324,13 +372,12 @@ class _Planner:
         if self.options.recreate_missing:
             reason = f"linked record #{link.mynotary_id} is missing on MyNotary"
             self._create(desired, specs, base, reason=reason)
-            return None
+            return
         self._problem(
             base,
             f"linked record #{link.mynotary_id} is missing on MyNotary",
             "mark it unlinked, attach another id, or pass --recreate-missing",
         )
-        return None
 
     def _link_or_update(
         self,
@@ -415,7 +462,9 @@ class _Planner:
         )
         self.changes.append(change)
 
-    def _unlink_if_linked(self, link: Link | None, base: dict[str, Any], reason: str) -> None:
+    def _unlink_if_linked(
+        self, link: Link | None, base: dict[str, Any], reason: str
+    ) -> None:
         if link is None or link.state is LinkState.UNLINKED:
             return
         change = Change(
@@ -460,7 +509,8 @@ class _Planner:
         if not isinstance(mynotary_ids, tuple) or not mynotary_ids:
             return None
         names = {
-            self.up_ids_by_mynotary_id.get(int(item), f"#{item}") for item in mynotary_ids
+            self.up_ids_by_mynotary_id.get(int(item), f"#{item}")
+            for item in mynotary_ids
         }
         return tuple(sorted(names))
 
@@ -469,24 +519,65 @@ class _Planner:
     def plan_removed(self, programmes: tuple[ProgrammeManifest, ...]) -> None:
         present = {programme.up_id for programme in programmes}
         present.update(lot.up_id for programme in programmes for lot in programme.lots)
+        # A lot gone from a manifest that is still there goes under its
+        # programme's heading, whether or not the programme has changes itself.
+        names = {programme.up_id: programme.name for programme in programmes}
         for link in sorted(self.links, key=_removal_order):
-            if link.up_id in present or link.state is not LinkState.LINKED:
+            if link.up_id in present or link.state is LinkState.UNLINKED:
                 continue
             programme_up_id = link.programme or link.up_id
-            label = f"lot {link.number}" if link.kind == LOT else f"programme {link.up_id}"
+            label = (
+                f"lot {link.number}" if link.kind == LOT else f"programme {link.up_id}"
+            )
             base = {
                 "kind": link.kind,
                 "up_id": link.up_id,
                 "programme_up_id": programme_up_id,
-                "programme_name": programme_up_id,
+                "programme_name": names.get(programme_up_id, programme_up_id),
                 "label": label,
                 "lot_number": link.number,
             }
-            self._unlink_if_linked(link, base, "gone from the manifests")
+            if link.state is LinkState.CREATING:
+                self._forget_interrupted_create(link, base)
+            else:
+                self._unlink_if_linked(link, base, "gone from the manifests")
+
+    def _forget_interrupted_create(self, link: Link, base: dict[str, Any]) -> None:
+        """Unlink a record whose create was interrupted and that left the manifests.
+
+        If the create landed, the record found by its natural key is kept as the
+        unlinked id, so it is known and never taken for an orphan.
+        """
+        twin = self._natural_key_match(link)
+        twin_id = int(twin["id"]) if twin is not None else None
+        reason = "gone from the manifests while its create was in flight"
+        change = Change(
+            Action.UNLINK,
+            mynotary_id=twin_id,
+            previous_id=twin_id,
+            reason=reason,
+            **base,
+        )
+        self.changes.append(change)
+
+    def _natural_key_match(self, link: Link) -> Record | None:
+        if link.kind == PROGRAMME:
+            return self.remote.programme_by_reference(link.up_id)
+        programme_link = self.links.get(link.programme or "")
+        if programme_link is None or programme_link.mynotary_id is None:
+            return None
+        for record in self.remote.lots_by_programme.get(programme_link.mynotary_id, []):
+            if adapter.lot_number_of(record) == link.number:
+                return record
+        return None
 
 
 def _removal_order(link: Link) -> tuple[str, int, str]:
-    return (link.programme or link.up_id, 0 if link.kind == PROGRAMME else 1, link.up_id)
+    return (
+        link.programme or link.up_id,
+        0 if link.kind == PROGRAMME else 1,
+        link.up_id,
+    )
 
 
 def iter_changes_by_programme(plan: Plan) -> Iterator[tuple[str, list[Change]]]:

@@ -17,6 +17,7 @@ from typing import Protocol
 
 from reconciler.links import LinkState
 from reconciler.links import LinkTable
+from reconciler.manifest.model import LotManifest
 from reconciler.manifest.model import ProgrammeManifest
 
 Record = dict[str, Any]
@@ -27,7 +28,9 @@ class RecordReader(Protocol):
 
     async def list_programmes(self) -> list[Record]: ...
 
-    async def list_lots_of(self, programme_ids: Iterable[int]) -> dict[int, list[Record]]: ...
+    async def list_lots_of(
+        self, programme_ids: Iterable[int]
+    ) -> dict[int, list[Record]]: ...
 
     async def get_record(self, record_id: int) -> Record | None: ...
 
@@ -99,7 +102,8 @@ def _ids_to_check(
     for programme in programmes:
         if programme.link is not None and programme.link.is_unlinked:
             continue
-        for record in (programme, *programme.lots):
+        records: list[ProgrammeManifest | LotManifest] = [programme, *programme.lots]
+        for record in records:
             if record.link is not None and record.link.is_unlinked:
                 continue
             if record.link is not None and record.link.attach is not None:
@@ -107,14 +111,18 @@ def _ids_to_check(
             link = links.get(record.up_id)
             if link is not None and link.state is LinkState.LINKED:
                 ids.add(link.mynotary_id or 0)
-    return {record_id for record_id in ids if record_id and record_id not in state.records}
+    return {
+        record_id for record_id in ids if record_id and record_id not in state.records
+    }
 
 
 async def _read_single_records(
     client: RecordReader, ids: set[int], state: RemoteState
 ) -> None:
     ordered = sorted(ids)
-    results = await asyncio.gather(*(client.get_record(record_id) for record_id in ordered))
+    results = await asyncio.gather(
+        *(client.get_record(record_id) for record_id in ordered)
+    )
     for record_id, record in zip(ordered, results, strict=True):
         if record is None:
             state.missing_ids.add(record_id)

@@ -66,7 +66,19 @@ def compute_status(
     rows: list[StatusRow] = []
     for programme in programmes:
         programme_unlinked = programme.link is not None and programme.link.is_unlinked
-        records = [(programme.up_id, "programme", f'programme "{programme.name}"', programme.link)]
+        if programme.up_id in problems:
+            # The plan skips the lots of a blocked programme, so they were never
+            # compared and must not show as in sync.
+            for lot in programme.lots:
+                problems.setdefault(lot.up_id, "not compared: its programme is blocked")
+        records = [
+            (
+                programme.up_id,
+                "programme",
+                f'programme "{programme.name}"',
+                programme.link,
+            )
+        ]
         records += [
             (lot.up_id, "lot", f"lot {lot.number} ({lot.nature})", lot.link)
             for lot in programme.lots
@@ -74,7 +86,9 @@ def compute_status(
         for up_id, kind, label, intent in records:
             if programme_unlinked:
                 intent = LinkIntent(is_unlinked=True)
-            row = _row(up_id, kind, label, programme.up_id, intent, links, changes, problems)
+            row = _row(
+                up_id, kind, label, programme.up_id, intent, links, changes, problems
+            )
             rows.append(row)
     return rows
 
@@ -99,7 +113,15 @@ def _row(
         link_text = "unlinked"
     sync, detail, differences = _sync_state(change, problems.get(up_id), intent)
     return StatusRow(
-        up_id, kind, label, programme_up_id, link_text, mynotary_id, sync, differences, detail
+        up_id,
+        kind,
+        label,
+        programme_up_id,
+        link_text,
+        mynotary_id,
+        sync,
+        differences,
+        detail,
     )
 
 

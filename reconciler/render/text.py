@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable
 
 from reconciler.fields import FIELDS_BY_NAME
@@ -12,6 +13,7 @@ from reconciler.plan import Change
 from reconciler.plan import FieldChange
 from reconciler.plan import Plan
 from reconciler.plan import iter_changes_by_programme
+from reconciler.planfile import plan_digest
 
 SYMBOLS = {
     Action.CREATE: "+",
@@ -34,9 +36,20 @@ def _plain(text: str, colour: str) -> str:
 
 
 def format_field(name: str, value: Value) -> str:
-    """Return ``value`` as shown for the field ``name``."""
+    """Return ``value`` as shown for the field ``name``.
+
+    Control characters are shown escaped (``\\x1b``), so that a value read from
+    MyNotary can't move the cursor or change colours on a terminal or in a log.
+    """
     spec = FIELDS_BY_NAME.get(name)
-    return spec.format(value) if spec is not None else format_value(value)
+    text = spec.format(value) if spec is not None else format_value(value)
+    return "".join(_escape_control(char) for char in text)
+
+
+def _escape_control(char: str) -> str:
+    if unicodedata.category(char) != "Cc":
+        return char
+    return char.encode("unicode_escape").decode("ascii")
 
 
 def render_plan(plan: Plan, styler: Styler = _plain) -> str:
@@ -50,17 +63,24 @@ def render_plan(plan: Plan, styler: Styler = _plain) -> str:
     if plan.problems:
         lines.append(styler("Problems that block this plan:", "red"))
         for problem in plan.problems:
-            lines.append(f"  {styler('!', 'red')} {problem.where} ({problem.up_id}): {problem.message}")
+            marker = styler("!", "red")
+            lines.append(
+                f"  {marker} {problem.where} ({problem.up_id}): {problem.message}"
+            )
             lines.append(f"      fix: {problem.fix}")
         lines.append("")
     lines.append(summary_line(plan))
+    lines.append(digest_line(plan))
     return "\n".join(lines) + "\n"
 
 
 def _render_change(change: Change, styler: Styler) -> list[str]:
     symbol = styler(SYMBOLS[change.action], COLOURS[change.action])
     head = f"  {symbol} {change.action.value} {change.label}"
-    if change.action is Action.LINK and change.previous_id not in (None, change.mynotary_id):
+    if change.action is Action.LINK and change.previous_id not in (
+        None,
+        change.mynotary_id,
+    ):
         head += f" #{change.previous_id} → #{change.mynotary_id}"
     elif change.mynotary_id is not None:
         head += f" #{change.mynotary_id}"
@@ -90,8 +110,13 @@ def summary_line(plan: Plan) -> str:
     return f"Plan: {_counts(plan)}."
 
 
+def digest_line(plan: Plan) -> str:
+    """Return the line that closes every rendering: the digest reviewers approve."""
+    return f"Plan digest: {plan_digest(plan)}"
+
+
 def _counts(plan: Plan) -> str:
-    return (
-        f"{plan.count(Action.CREATE)} to create, {plan.count(Action.UPDATE)} to update, "
-        f"{plan.count(Action.LINK)} to link, {plan.count(Action.UNLINK)} to unlink"
+    return ", ".join(
+        f"{plan.count(action)} to {action.value}"
+        for action in (Action.CREATE, Action.UPDATE, Action.LINK, Action.UNLINK)
     )
