@@ -453,7 +453,7 @@ def github() -> None:
     """Steps of the GitHub workflows: plan comment, drift issue, link table.
 
     They read GITHUB_API_URL, GITHUB_REPOSITORY and GITHUB_TOKEN (or GH_TOKEN), as
-    set in a GitHub Actions step; see docs/github-setup.md.
+    set in a GitHub Actions step; see the README, section "Review in pull requests".
     """
 
 

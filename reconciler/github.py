@@ -232,7 +232,8 @@ def _message_of(response: httpx.Response) -> str:
 def _permission_hint(status: int) -> str:
     if status in (401, 403):
         return (
-            "; check the token and the job's `permissions:` (see docs/github-setup.md)"
+            "; check the token and the job's `permissions:` (see the README, "
+            "section 'Review in pull requests')"
         )
     return ""
 
