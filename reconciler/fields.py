@@ -9,6 +9,8 @@ compared and shown at. The MyNotary side of each field is in
 from __future__ import annotations
 
 import enum
+import functools
+from collections.abc import Callable
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -54,26 +56,29 @@ class FieldSpec:
         differs from every value of the kind and the plan shows it.
         """
         try:
-            return self._normalize_kind(raw)
+            return self._normalizer(raw)
         except ValueError:
             return normalize.normalize_text(raw)
 
-    def _normalize_kind(self, raw: object) -> Value:
+    @functools.cached_property
+    def _normalizer(self) -> Callable[[object], Value]:
         match self.kind:
             case FieldKind.TEXT:
-                return normalize.normalize_text(raw)
+                return normalize.normalize_text
             case FieldKind.INTEGER:
-                return normalize.normalize_integer(raw)
+                return normalize.normalize_integer
             case FieldKind.DECIMAL:
-                return normalize.normalize_decimal(raw, self.places)
+                return functools.partial(
+                    normalize.normalize_decimal, places=self.places
+                )
             case FieldKind.DATE:
-                return normalize.normalize_date(raw)
+                return normalize.normalize_date
             case FieldKind.ENUM:
-                return normalize.normalize_enum(raw, self.choices)
+                return functools.partial(
+                    normalize.normalize_enum, canonical=self.choices
+                )
             case FieldKind.REFERENCES:
-                if raw is not None and not isinstance(raw, list | tuple):
-                    raise ValueError(f"{raw!r} is not a list of references")
-                return normalize.normalize_references(raw)
+                return _normalize_references
 
     def format(self, value: Value) -> str:
         """Return ``value`` as renderings show it; decimals at this field's places."""
@@ -82,6 +87,12 @@ class FieldSpec:
             if rounded == value and rounded is not None:
                 return normalize.format_decimal(rounded)
         return normalize.format_value(value)
+
+
+def _normalize_references(raw: object) -> Value:
+    if raw is not None and not isinstance(raw, list | tuple):
+        raise ValueError(f"{raw!r} is not a list of references")
+    return normalize.normalize_references(raw)
 
 
 def _text(name: str) -> FieldSpec:
@@ -127,9 +138,18 @@ FieldValues = Mapping[str, Value]
 
 def read_path(data: Mapping[str, Any], dotted: str) -> object:
     """Return the value at a dotted path of nested mappings, or None if absent."""
+    return _read_parts(data, _split(dotted))
+
+
+@functools.cache
+def _split(dotted: str) -> tuple[str, ...]:
+    return tuple(dotted.split("."))
+
+
+def _read_parts(data: Mapping[str, Any], parts: tuple[str, ...]) -> object:
     current: object = data
-    for part in dotted.split("."):
-        if not isinstance(current, Mapping):
+    for part in parts:
+        if current.__class__ is not dict and not isinstance(current, Mapping):
             return None
         current = current.get(part)
     return current
@@ -139,4 +159,7 @@ def normalize_fields(
     specs: tuple[FieldSpec, ...], data: Mapping[str, Any]
 ) -> dict[str, Value]:
     """Return the normalized value of every field in ``specs`` read from ``data``."""
-    return {spec.name: spec.normalize(read_path(data, spec.name)) for spec in specs}
+    return {
+        spec.name: spec.normalize(_read_parts(data, _split(spec.name)))
+        for spec in specs
+    }

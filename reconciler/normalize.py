@@ -17,6 +17,7 @@ explained for users in ``docs/comparison.md``:
 from __future__ import annotations
 
 import datetime
+import functools
 import unicodedata
 from collections.abc import Iterable
 from decimal import ROUND_HALF_UP
@@ -40,6 +41,9 @@ def normalize_text(value: object) -> str | None:
     """Return ``value`` as NFC text without surrounding whitespace, or None if empty."""
     if value is None:
         return None
+    if value.__class__ is str and value.isascii():
+        # ASCII text is already in NFC: skip the normalization, the costly part.
+        return value.strip() or None
     text = unicodedata.normalize("NFC", str(value)).strip()
     return text or None
 
@@ -52,6 +56,11 @@ def normalize_decimal(value: object, places: int | None = None) -> Decimal | Non
     """
     if value is None or value == "":
         return None
+    if value.__class__ is Decimal or value.__class__ is int:
+        number = Decimal(value)
+        if not number.is_finite():
+            raise ValueError(f"{value!r} is not a finite number")
+        return number if places is None else _round(number, places)
     if isinstance(value, bool):
         raise ValueError(f"{value!r} is not a number")
     if isinstance(value, float):
@@ -67,10 +76,15 @@ def normalize_decimal(value: object, places: int | None = None) -> Decimal | Non
 
 def _round(number: Decimal, places: int) -> Decimal:
     try:
-        return number.quantize(Decimal(1).scaleb(-places), context=_ROUNDING)
+        return number.quantize(_quantum(places), context=_ROUNDING)
     except InvalidOperation:
         # More than 100 digits: far beyond any field's maximum, kept exact.
         return number
+
+
+@functools.cache
+def _quantum(places: int) -> Decimal:
+    return Decimal(1).scaleb(-places)
 
 
 def normalize_integer(value: object) -> int | None:
@@ -78,6 +92,8 @@ def normalize_integer(value: object) -> int | None:
 
     Raises ValueError if ``value`` is not a whole number.
     """
+    if value.__class__ is int:
+        return value
     number = normalize_decimal(value)
     if number is None:
         return None
@@ -102,11 +118,15 @@ def normalize_enum(value: object, canonical: Iterable[str]) -> str | None:
     text = normalize_text(value)
     if text is None:
         return None
-    folded = fold_enum(text)
-    for choice in canonical:
-        if fold_enum(choice) == folded:
-            return choice
-    return text
+    choices = tuple(canonical)
+    if text in choices:
+        return text
+    return _folded_choices(choices).get(fold_enum(text), text)
+
+
+@functools.cache
+def _folded_choices(choices: tuple[str, ...]) -> dict[str, str]:
+    return {fold_enum(choice): choice for choice in choices}
 
 
 def normalize_date(value: object) -> datetime.date | None:

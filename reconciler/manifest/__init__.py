@@ -175,9 +175,8 @@ def _read_programme(loaded: LoadedFile) -> ProgrammeManifest:
             up_id=lot["upId"],
             fields=normalize_fields(LOT_FIELDS, lot),
             link=_read_link(lot),
-            location=loaded.locate(("lots", index)),
         )
-        for index, lot in enumerate(data["lots"])
+        for lot in data["lots"]
     )
     return ProgrammeManifest(
         up_id=data["upId"],
@@ -185,5 +184,4 @@ def _read_programme(loaded: LoadedFile) -> ProgrammeManifest:
         fields=normalize_fields(PROGRAMME_FIELDS, data),
         link=_read_link(data),
         lots=lots,
-        location=loaded.locate(()),
     )

@@ -75,14 +75,28 @@ class LoadedFile:
     data: Any
     positions: dict[PathKey, tuple[int, int]] = field(default_factory=dict)
     issues: list[ManifestIssue] = field(default_factory=list)
+    # The text of a file read without positions; ``locate`` reads it again, with
+    # positions, the first time one is needed.
+    source_text: str | None = field(default=None, repr=False)
+    text_paths: frozenset[PathPattern] = field(default=frozenset(), repr=False)
 
     def locate(self, path: PathKey) -> SourceLocation:
         """Return the position of ``path``, or of its nearest parent that has one."""
+        if self.source_text is not None:
+            self._read_positions(self.source_text)
         for end in range(len(path), -1, -1):
             position = self.positions.get(path[:end])
             if position is not None:
                 return SourceLocation(self.file, *position)
         return SourceLocation(self.file, 1, 1)
+
+    def _read_positions(self, text: str) -> None:
+        self.source_text = None
+        with_positions = LoadedFile(self.file, None)
+        builder = _Builder(with_positions, self.text_paths)
+        for event in yaml.parse(text, Loader=_Loader):
+            builder.feed(event)
+        self.positions = with_positions.positions
 
 
 class LoadError(Exception):
@@ -115,6 +129,9 @@ def load_file(
     """
     name = display_name or str(path)
     text = _read_text(path, name)
+    data = _build_fast(text, text_paths)
+    if data is not _IRREGULAR:
+        return LoadedFile(name, data, source_text=text, text_paths=text_paths)
     loaded = LoadedFile(name, None)
     builder = _Builder(loaded, text_paths)
     try:
@@ -130,6 +147,101 @@ def load_file(
     if loaded.issues:
         raise LoadError(list(loaded.issues), loaded)
     return loaded
+
+
+_IRREGULAR: Any = object()
+
+_SCALAR = yaml.ScalarEvent
+_MAPPING_START = yaml.MappingStartEvent
+_SEQUENCE_START = yaml.SequenceStartEvent
+_ENDS = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
+_IGNORED = (
+    yaml.StreamStartEvent,
+    yaml.StreamEndEvent,
+    yaml.DocumentEndEvent,
+)
+
+
+def _build_fast(text: str, text_paths: frozenset[PathPattern]) -> Any:
+    """Return the data of a regular manifest without positions, or ``_IRREGULAR``.
+
+    This is the path of valid files, about twice as fast as ``_Builder`` because it
+    records no position. Anything a manifest must not hold (a duplicate key, an
+    anchor, an alias, a tag, a second document, too deep a nesting, a key that is
+    not text, invalid YAML) returns ``_IRREGULAR``, and ``_Builder`` reads the file
+    again to report it with its position. Both give the same data for a regular
+    file; the tests compare them.
+    """
+    # Each frame: [container, is_mapping, pending key, path pattern].
+    stack: list[list[Any]] = []
+    root: Any = _IRREGULAR
+    documents = 0
+    event: Any
+    try:
+        for event in yaml.parse(text, Loader=_Loader):
+            kind = event.__class__
+            if kind is _SCALAR:
+                if event.anchor is not None or event.tag is not None or not stack:
+                    return _IRREGULAR
+                frame = stack[-1]
+                if frame[1] and frame[2] is None:
+                    if event.value in frame[0]:
+                        return _IRREGULAR
+                    frame[2] = event.value
+                    continue
+                value = event.value
+                if not event.style and (not value or value[0] in _NON_TEXT_START):
+                    value = _resolve_in_context(value, frame, text_paths)
+                if frame[1]:
+                    frame[0][frame[2]] = value
+                    frame[2] = None
+                else:
+                    frame[0].append(value)
+            elif kind is _MAPPING_START or kind is _SEQUENCE_START:
+                if event.anchor is not None or event.tag is not None:
+                    return _IRREGULAR
+                if len(stack) >= MAX_DEPTH:
+                    return _IRREGULAR
+                is_mapping = kind is _MAPPING_START
+                container: Any = {} if is_mapping else []
+                if not stack:
+                    root = container
+                    stack.append([container, is_mapping, None, ()])
+                    continue
+                frame = stack[-1]
+                if frame[1]:
+                    if frame[2] is None:
+                        return _IRREGULAR
+                    pattern = (*frame[3], frame[2])
+                    frame[0][frame[2]] = container
+                    frame[2] = None
+                else:
+                    pattern = (*frame[3], ANY_INDEX)
+                    frame[0].append(container)
+                stack.append([container, is_mapping, None, pattern])
+            elif kind in _ENDS:
+                stack.pop()
+            elif kind is yaml.DocumentStartEvent:
+                documents += 1
+                if documents > 1:
+                    return _IRREGULAR
+            elif kind not in _IGNORED:
+                return _IRREGULAR
+    except yaml.YAMLError:
+        return _IRREGULAR
+    return root
+
+
+def _resolve_in_context(
+    text: str, frame: list[Any], text_paths: frozenset[PathPattern]
+) -> Any:
+    value = resolve_plain(text)
+    if value is None or isinstance(value, str):
+        return value
+    key = frame[2] if frame[1] else ANY_INDEX
+    if (*frame[3], key) in text_paths:
+        return text
+    return value
 
 
 def path_pattern(path: PathKey) -> PathPattern:
@@ -440,14 +552,16 @@ def resolve_plain(text: str) -> Any:
         return True
     if text in _FALSE:
         return False
-    if _INT.fullmatch(text):
-        return _integer(text, 10)
+    if _FLOAT.fullmatch(text):
+        # Every YAML 1.2 core integer also matches the float pattern: one match
+        # decides both, which matters on files with 50,000 lots.
+        if _INT.fullmatch(text):
+            return _integer(text, 10)
+        return Decimal(text)
     if _OCTAL.fullmatch(text):
         return _integer(text[2:], 8)
     if _HEX.fullmatch(text):
         return _integer(text[2:], 16)
-    if _FLOAT.fullmatch(text):
-        return Decimal(text)
     return text
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from reconciler.errors import SourceLocation
 from reconciler.normalize import Value
 
 
@@ -24,7 +23,6 @@ class LotManifest:
     up_id: str
     fields: dict[str, Value]
     link: LinkIntent | None
-    location: SourceLocation
 
     @property
     def number(self) -> str:
@@ -44,7 +42,6 @@ class ProgrammeManifest:
     fields: dict[str, Value]
     link: LinkIntent | None
     lots: tuple[LotManifest, ...]
-    location: SourceLocation
 
     @property
     def name(self) -> str:

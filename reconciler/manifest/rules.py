@@ -226,13 +226,21 @@ def _check_lot_values(
 ) -> Iterator[ManifestIssue]:
     for name in DECIMAL_FIELDS:
         value = _number(lot, name)
-        if value is not None and _decimal_places(value) > MAX_DECIMAL_PLACES:
+        if value is not None and _has_too_many_places(value):
             message = (
                 f"{show_value(value)} has more than {MAX_DECIMAL_PLACES} decimals; "
                 f"round it to {MAX_DECIMAL_PLACES}"
             )
             yield _issue(loaded, (*path, name), message)
     yield from _check_surfaces(loaded, path, lot)
+
+
+def _has_too_many_places(value: Decimal) -> bool:
+    exponent = value.as_tuple().exponent
+    if isinstance(exponent, int) and exponent >= -MAX_DECIMAL_PLACES:
+        # Written with at most two decimals: the common case, decided at once.
+        return False
+    return _decimal_places(value) > MAX_DECIMAL_PLACES
 
 
 def _decimal_places(value: Decimal) -> int:

@@ -9,6 +9,7 @@ lot and an apartment get the messages that fit them. Format checking is on: a
 from __future__ import annotations
 
 import calendar
+import datetime
 import difflib
 import functools
 import json
@@ -21,6 +22,7 @@ from decimal import InvalidOperation
 from importlib import resources
 from typing import Any
 
+import fastjsonschema
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
@@ -145,10 +147,84 @@ def check_schema(loaded: LoadedFile) -> list[ManifestIssue]:
             f"unsupported apiVersion {show_value(version)}; supported: {supported}"
         )
         return [_issue(loaded, ("apiVersion",), message)]
+    if _is_valid_fast(version, data):
+        return []
     failures = [
         _Failure(loaded, error) for error in _validator(version).iter_errors(data)
     ]
     return _one_issue_per_field(loaded, failures)
+
+
+def _is_valid_fast(version: str, data: dict[str, Any]) -> bool:
+    """Return True when the compiled validator accepts ``data``.
+
+    The compiled validator is about twenty times faster than jsonschema on valid
+    files, and says nothing about why a file is invalid: a rejected file goes
+    through jsonschema, whose errors become the messages. A test checks that the
+    two agree on every case file.
+    """
+    try:
+        _compiled_validator(version)(data)
+    except fastjsonschema.JsonSchemaException:
+        return False
+    return True
+
+
+@functools.cache
+def _compiled_validator(version: str) -> Callable[[Any], Any]:
+    # fastjsonschema implements up to draft 7. The manifest schema uses only
+    # keywords whose meaning is the same in draft 7 and 2020-12 ($defs is reached
+    # through $ref pointers), so it compiles under draft 7.
+    schema = _with_decimal_enums(load_schema(version))
+    schema["$schema"] = "http://json-schema.org/draft-07/schema#"
+    validator: Callable[[Any], Any] = fastjsonschema.compile(
+        schema, formats={"date": _is_calendar_date}
+    )
+    return validator
+
+
+def _with_decimal_enums(node: Any) -> Any:
+    """Return a copy of a schema whose numeric enums also accept Decimals.
+
+    fastjsonschema compares an enum's numbers only with ints and floats, and
+    manifest numbers with a fraction are Decimals: each number of an enum becomes
+    a range of one value, which compares with any number type.
+    """
+    if isinstance(node, list):
+        return [_with_decimal_enums(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    copy = {key: _with_decimal_enums(value) for key, value in node.items()}
+    choices = copy.get("enum")
+    if not isinstance(choices, list):
+        return copy
+    numbers = [
+        choice
+        for choice in choices
+        if isinstance(choice, int | float) and not isinstance(choice, bool)
+    ]
+    if not numbers:
+        return copy
+    others = [choice for choice in choices if choice not in numbers]
+    branches: list[dict[str, Any]] = [
+        {"type": "number", "minimum": number, "maximum": number} for number in numbers
+    ]
+    if others:
+        branches.append({"enum": others})
+    del copy["enum"]
+    copy["allOf"] = [*copy.get("allOf", []), {"anyOf": branches}]
+    return copy
+
+
+def _is_calendar_date(value: str) -> bool:
+    """Check a date as jsonschema's format checker does: strict YYYY-MM-DD."""
+    if not _ISO_DATE.fullmatch(value):
+        return False
+    try:
+        datetime.date.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
 
 
 def _issue(loaded: LoadedFile, path: PathKey, message: str) -> ManifestIssue:

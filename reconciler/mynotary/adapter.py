@@ -8,6 +8,8 @@ in MyNotary's public API are marked public; the others are assumptions, listed i
 from __future__ import annotations
 
 import datetime
+import functools
+from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -151,16 +153,36 @@ def decode_questions(
     ids through the link table.
     """
     values: dict[str, Value] = {}
+    for name, field_id, key, decode in _decoders(tuple(names)):
+        raw = questions.get(field_id)
+        if key is not None:
+            raw = raw.get(key) if isinstance(raw, Mapping) else None
+        values[name] = decode(raw)
+    return values
+
+
+_Decoder = tuple[str, str, str | None, Callable[[Any], Value]]
+
+
+@functools.cache
+def _decoders(names: tuple[str, ...]) -> tuple[_Decoder, ...]:
+    """Return, per field, where its question sits and how to read its value."""
+    decoders: list[_Decoder] = []
     for name in names:
         question = FIELD_TABLE[name]
-        raw = questions.get(question.field_id)
-        if question.key is not None:
-            raw = raw.get(question.key) if isinstance(raw, Mapping) else None
+        decode: Callable[[Any], Value]
         if name == "annexes":
-            values[name] = _decode_annex_ids(raw)
-            continue
-        values[name] = FIELDS_BY_NAME[name].normalize(_decode_value(name, raw))
-    return values
+            decode = _decode_annex_ids
+        elif name in ("nature", "status"):
+            decode = functools.partial(_decode_and_normalize, name)
+        else:
+            decode = FIELDS_BY_NAME[name].normalize
+        decoders.append((name, question.field_id, question.key, decode))
+    return tuple(decoders)
+
+
+def _decode_and_normalize(name: str, raw: Any) -> Value:
+    return FIELDS_BY_NAME[name].normalize(_decode_value(name, raw))
 
 
 def _decode_annex_ids(raw: Any) -> tuple[int, ...] | None:
