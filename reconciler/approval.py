@@ -271,6 +271,38 @@ async def check_versions(plan: Plan, client: RecordReader, plan_path: Path) -> N
         )
 
 
+def check_fresh_plan(saved: Plan, fresh: Plan, plan_path: Path) -> None:
+    """Raise ``StalePlanError`` unless a plan made now has the saved plan's changes.
+
+    Versions only cover the records a plan updates; a plan made now also sees a
+    record created on MyNotary since (a create would make a duplicate), a record
+    gone, or a new problem.
+    """
+    if not fresh.problems and plan_digest(fresh) == plan_digest(saved):
+        return
+    saved_keys = {_change_key(change) for change in saved.changes}
+    fresh_keys = {_change_key(change) for change in fresh.changes}
+    reasons = [problem.message for problem in fresh.problems]
+    reasons += [
+        f"{key[1]} [{key[2]}] is no longer to {key[0]}"
+        for key in sorted(saved_keys - fresh_keys)
+    ]
+    reasons += [
+        f"{key[1]} [{key[2]}] is now to {key[0]}"
+        for key in sorted(fresh_keys - saved_keys)
+    ]
+    if not reasons:
+        reasons = ["the values to write changed"]
+    raise StalePlanError(
+        f"plan file {plan_path} is stale: MyNotary changed since it was made "
+        f"({'; '.join(reasons)}); nothing was applied: {_plan_again(plan_path)}"
+    )
+
+
+def _change_key(change: Change) -> tuple[str, str, str]:
+    return (change.action.value, change.label, change.up_id)
+
+
 def _describe_move(change: Change, record: Record | None) -> str:
     name = f"{change.label} [{change.up_id}] #{change.mynotary_id}"
     if record is None:

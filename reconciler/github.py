@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import ipaddress
 import logging
 import re
 from collections.abc import Iterator
@@ -33,6 +32,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from reconciler.config import is_loopback_host
 from reconciler.errors import ReconcilerError
 
 logger = logging.getLogger(__name__)
@@ -105,22 +105,13 @@ class GitHubSettings:
 
 def _check_api_url(url: str) -> None:
     parts = urlsplit(url)
-    is_loopback = parts.hostname is not None and _is_loopback(parts.hostname)
+    is_loopback = parts.hostname is not None and is_loopback_host(parts.hostname)
     if parts.scheme == "https" or (parts.scheme == "http" and is_loopback):
         return
     raise GitHubError(
         f"GITHUB_API_URL '{url}' is not an https URL; the token is sent only over "
         "https (or plain http to this machine)"
     )
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class GitHubClient:
@@ -239,15 +230,6 @@ def _permission_hint(status: int) -> str:
 
 
 # The plan comment
-
-
-@dataclass(frozen=True)
-class PlanComment:
-    """A plan comment's body and the plan it shows: digest and pull request head."""
-
-    body: str
-    digest: str | None
-    head_sha: str
 
 
 def plan_comment_body(markdown: str, digest: str | None, head_sha: str) -> str:

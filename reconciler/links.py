@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import enum
 import json
+import logging
 import os
 from collections.abc import Iterator
 from dataclasses import asdict
@@ -25,6 +26,8 @@ import yaml
 from reconciler.errors import ConfigurationError
 
 TABLE_FORMAT_VERSION = 1
+
+logger = logging.getLogger(__name__)
 
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _Dumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
@@ -75,11 +78,17 @@ class Link:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Link:
+        """Return the link of a journal entry; raise ValueError if it is malformed."""
+        mynotary_id = data.get("mynotary_id")
+        if mynotary_id is not None and (
+            not isinstance(mynotary_id, int) or isinstance(mynotary_id, bool)
+        ):
+            raise ValueError(f"mynotary_id {mynotary_id!r} is not an integer")
         return cls(
             up_id=str(data["up_id"]),
             kind=str(data["kind"]),
             state=LinkState(data["state"]),
-            mynotary_id=data.get("mynotary_id"),
+            mynotary_id=mynotary_id,
             programme=data.get("programme"),
             number=data.get("number"),
         )
@@ -118,19 +127,34 @@ class LinkTable:
             raise ConfigurationError(
                 f"can't read link table {self.path}: {error}"
             ) from None
+        except UnicodeDecodeError:
+            raise ConfigurationError(
+                f"link table {self.path} is not UTF-8 text; restore it from git"
+            ) from None
         if not isinstance(data, dict) or data.get("version") != TABLE_FORMAT_VERSION:
             raise ConfigurationError(
                 f"{self.path} is not a link table of format version "
                 f"{TABLE_FORMAT_VERSION}"
             )
-        self._check_target(data.get("target") or {})
-        for up_id, entry in (data.get("links") or {}).items():
+        target = data.get("target")
+        links = data.get("links") or {}
+        if not isinstance(target, dict) or not isinstance(links, dict):
+            raise ConfigurationError(
+                f"link table {self.path} needs a 'target' mapping and a 'links' "
+                "mapping; restore it from git"
+            )
+        self._check_target(target)
+        for up_id, entry in links.items():
             self.links[str(up_id)] = _link_from_yaml(str(up_id), entry)
 
     def _check_target(self, target: dict[str, Any]) -> None:
-        found = TargetIdentity(
-            str(target.get("url")), int(target.get("organizationId", 0))
-        )
+        organization = target.get("organizationId")
+        if not isinstance(organization, int) or isinstance(organization, bool):
+            raise ConfigurationError(
+                f"link table {self.path} has no integer target.organizationId; "
+                "restore it from git"
+            )
+        found = TargetIdentity(str(target.get("url")), organization)
         if found != self.target:
             raise ConfigurationError(
                 f"link table {self.path} belongs to {found}, not to {self.target}; "
@@ -140,19 +164,33 @@ class LinkTable:
     def replay_journal(self) -> int:
         """Apply the journal's entries to the table; return how many were read.
 
-        An incomplete last line (the process died while writing it) is ignored:
-        the journal line before a remote call is complete before the call is sent.
+        A line that is not complete JSON is skipped with a warning: a process
+        killed while writing a line leaves one, and the line before a remote call
+        is complete before the call is sent, so no remote change is lost with it.
+        A line of JSON that is not a journal entry is an error.
         """
         if not self.journal_path.exists():
             return 0
+        try:
+            text = self.journal_path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise ConfigurationError(
+                f"link table journal {self.journal_path} is not UTF-8 text"
+            ) from None
         count = 0
-        for line in self.journal_path.read_text(encoding="utf-8").splitlines():
+        for number, line in enumerate(text.splitlines(), start=1):
             try:
                 entry = json.loads(line)
             except json.JSONDecodeError:
+                logger.warning(
+                    "skipped line %s of %s: not complete JSON, as a write "
+                    "interrupted by a crash leaves it",
+                    number,
+                    self.journal_path,
+                )
                 continue
-            if entry.get("type") == "link":
-                link = Link.from_json(entry["link"])
+            link = _link_from_journal(entry, self.journal_path, number)
+            if link is not None:
                 self.links[link.up_id] = link
                 count += 1
         return count
@@ -242,9 +280,38 @@ def _link_to_yaml(link: Link) -> dict[str, Any]:
     return entry
 
 
+def _link_from_journal(entry: Any, path: Path, number: int) -> Link | None:
+    """Return the link a journal entry records, or None for other entries."""
+    if not isinstance(entry, dict):
+        raise ConfigurationError(
+            f"line {number} of {path} is not a journal entry; remove that line"
+        )
+    if entry.get("type") != "link":
+        return None
+    try:
+        return Link.from_json(entry["link"])
+    except (KeyError, TypeError, ValueError):
+        raise ConfigurationError(
+            f"line {number} of {path} is not a valid link entry; remove that line"
+        ) from None
+
+
 def _link_from_yaml(up_id: str, entry: Any) -> Link:
     if not isinstance(entry, dict) or "state" not in entry:
         raise ConfigurationError(f"link table entry '{up_id}' is invalid: {entry!r}")
+    mynotary_id = entry.get("mynotaryId")
+    if mynotary_id is not None and (
+        not isinstance(mynotary_id, int) or isinstance(mynotary_id, bool)
+    ):
+        raise ConfigurationError(
+            f"link table entry '{up_id}' has mynotaryId {mynotary_id!r}; expected "
+            "an integer id, or null"
+        )
+    if entry.get("kind", "lot") not in ("programme", "lot"):
+        raise ConfigurationError(
+            f"link table entry '{up_id}' has kind {entry.get('kind')!r}; expected "
+            "programme or lot"
+        )
     try:
         state = LinkState(entry["state"])
     except ValueError:
@@ -253,7 +320,6 @@ def _link_from_yaml(up_id: str, entry: Any) -> Link:
             f"link table entry '{up_id}' has state {entry['state']!r}; "
             f"expected one of {states}"
         ) from None
-    mynotary_id = entry.get("mynotaryId")
     return Link(
         up_id=up_id,
         kind=str(entry.get("kind", "lot")),

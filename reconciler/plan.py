@@ -105,6 +105,11 @@ class PlanOptions:
     """Choices that change what a plan does with unusual remote states."""
 
     recreate_missing: bool = False
+    # Up ids of the programmes this plan covers, when the manifests read are a
+    # subset of the estate (files named one by one): records of other programmes
+    # gone from the manifests read are left alone instead of unlinked. None
+    # covers the whole estate.
+    scope: frozenset[str] | None = None
 
 
 def compute_plan(
@@ -114,7 +119,8 @@ def compute_plan(
     options: PlanOptions = PlanOptions(),
 ) -> Plan:
     """Return the plan that makes ``remote`` match ``programmes``."""
-    planner = _Planner(links, remote, options, _up_ids_of(programmes))
+    planner = _Planner(links, remote, options, programmes)
+    planner.check_shared_links()
     for programme in programmes:
         planner.plan_programme(programme)
     planner.plan_removed(programmes)
@@ -131,24 +137,59 @@ def _up_ids_of(programmes: tuple[ProgrammeManifest, ...]) -> frozenset[str]:
     return frozenset(up_ids)
 
 
+def _pushed_up_ids(programmes: tuple[ProgrammeManifest, ...]) -> frozenset[str]:
+    """Return the Up ids of the manifests that are not marked unlinked."""
+    pushed: set[str] = set()
+    for programme in programmes:
+        if programme.link is not None and programme.link.is_unlinked:
+            continue
+        pushed.add(programme.up_id)
+        for lot in programme.lots:
+            if lot.link is None or not lot.link.is_unlinked:
+                pushed.add(lot.up_id)
+    return frozenset(pushed)
+
+
 class _Planner:
     def __init__(
         self,
         links: LinkTable,
         remote: RemoteState,
         options: PlanOptions,
-        present_up_ids: frozenset[str],
+        programmes: tuple[ProgrammeManifest, ...],
     ) -> None:
         self.links = links
         self.remote = remote
         self.options = options
-        self.present_up_ids = present_up_ids
+        self.present_up_ids = _up_ids_of(programmes)
+        self.pushed_up_ids = _pushed_up_ids(programmes)
         self.changes: list[Change] = []
         self.problems: list[Problem] = []
         self.up_ids_by_mynotary_id = {
             mynotary_id: link.up_id
             for mynotary_id, link in links.by_mynotary_id().items()
         }
+        self.linked_owners: dict[int, list[str]] = {}
+        for link in links:
+            if link.state is LinkState.LINKED and link.mynotary_id is not None:
+                owners = self.linked_owners.setdefault(link.mynotary_id, [])
+                owners.append(link.up_id)
+
+    def check_shared_links(self) -> None:
+        """Report MyNotary records that the link table links to several Up ids."""
+        for mynotary_id, owners in sorted(self.linked_owners.items()):
+            if len(owners) < 2:
+                continue
+            names = ", ".join(sorted(owners))
+            self.problems.append(
+                Problem(
+                    sorted(owners)[0],
+                    f"MyNotary record #{mynotary_id}",
+                    f"the link table links record #{mynotary_id} to {names}",
+                    "keep one link: mark the others unlinked, or repair the link "
+                    "table by hand",
+                )
+            )
 
     # Programmes
 
@@ -188,6 +229,8 @@ class _Planner:
         if intent is not None and intent.attach is not None:
             record = self._attached_record(programme, intent.attach, base)
             if record is None or not self._is_programme(record, programme, base):
+                return None
+            if not self._is_free(intent.attach, base):
                 return None
             self._link_or_update(link, record, desired, PROGRAMME_FIELDS, base)
             return int(record["id"])
@@ -308,6 +351,8 @@ class _Planner:
                 "attach a lot of this programme, or attach the programme first",
             )
             return
+        if not self._is_free(attach, base):
+            return
         self._link_or_update(link, record, desired, LOT_FIELDS, base)
 
     def _lot_twin(self, programme_id: int | None, lot: LotManifest) -> Record | None:
@@ -344,7 +389,40 @@ class _Planner:
                 f"attach: {attach} does not exist on MyNotary",
                 "check the id on MyNotary's links screen, or remove the attach",
             )
+            return None
+        if not self._is_of_organization(found, base, f"attach: {attach}"):
+            return None
         return found
+
+    def _is_free(self, attach: int, base: dict[str, Any]) -> bool:
+        """Check that no other record pushed by the manifests is linked to it."""
+        owners = [
+            owner
+            for owner in self.linked_owners.get(attach, [])
+            if owner != base["up_id"] and owner in self.pushed_up_ids
+        ]
+        if not owners:
+            return True
+        self._problem(
+            base,
+            f"attach: {attach} is already linked to {', '.join(owners)}",
+            f"attach another record, or mark {owners[0]} unlinked in the same change",
+        )
+        return False
+
+    def _is_of_organization(
+        self, record: Record, base: dict[str, Any], what: str
+    ) -> bool:
+        organization = record.get("organizationId")
+        if organization is None or organization == self.links.target.organization_id:
+            return True
+        self._problem(
+            base,
+            f"{what} is a record of organization {organization}, not of "
+            f"{self.links.target.organization_id}",
+            "attach a record of this organization, or check --organization",
+        )
+        return False
 
     def _compare_linked(
         self,
@@ -356,6 +434,9 @@ class _Planner:
         record = self.remote.record(link.mynotary_id or 0)
         if record is None:
             self._missing(link, desired, specs, base)
+            return None
+        what = f"linked record #{link.mynotary_id}"
+        if not self._is_of_organization(record, base, what):
             return None
         fields = self._differences(record, desired, specs)
         if fields:
@@ -522,10 +603,16 @@ class _Planner:
         # A lot gone from a manifest that is still there goes under its
         # programme's heading, whether or not the programme has changes itself.
         names = {programme.up_id: programme.name for programme in programmes}
+        if not programmes:
+            self._refuse_empty_estate()
+            return
+        scope = self.options.scope
         for link in sorted(self.links, key=_removal_order):
             if link.up_id in present or link.state is LinkState.UNLINKED:
                 continue
             programme_up_id = link.programme or link.up_id
+            if scope is not None and programme_up_id not in scope:
+                continue
             label = (
                 f"lot {link.number}" if link.kind == LOT else f"programme {link.up_id}"
             )
@@ -541,6 +628,21 @@ class _Planner:
                 self._forget_interrupted_create(link, base)
             else:
                 self._unlink_if_linked(link, base, "gone from the manifests")
+
+    def _refuse_empty_estate(self) -> None:
+        linked = sum(1 for link in self.links if link.state is LinkState.LINKED)
+        if linked == 0:
+            return
+        self.problems.append(
+            Problem(
+                "",
+                "the manifests",
+                f"no manifest was read, so all {linked} linked records would be "
+                "unlinked",
+                "check the paths given; to unlink a programme, mark it unlinked "
+                "in its manifest",
+            )
+        )
 
     def _forget_interrupted_create(self, link: Link, base: dict[str, Any]) -> None:
         """Unlink a record whose create was interrupted and that left the manifests.

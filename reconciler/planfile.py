@@ -95,9 +95,9 @@ class SavedPlan:
 def plan_digest(plan: Plan) -> str:
     """Return the short digest of the plan's changes.
 
-    It covers each change's action, Up id and MyNotary id, and each field's
-    before and after values, in plan order; not record versions, the envelope or
-    problems. The same changes always give the same digest.
+    It covers each change's action, kind, programme, Up id and MyNotary id, and
+    each field's before and after values, in plan order; not record versions, the
+    envelope or problems. The same changes always give the same digest.
     """
     body = canonical_json([change_identity(change) for change in plan.changes])
     return hashlib.sha256(body.encode("utf-8")).hexdigest()[:PLAN_DIGEST_LENGTH]
@@ -107,6 +107,8 @@ def change_identity(change: Change) -> dict[str, Any]:
     """Return the part of a change that the plan digest covers."""
     return {
         "action": change.action.value,
+        "kind": change.kind,
+        "programme": change.programme_up_id,
         "upId": change.up_id,
         "mynotaryId": change.mynotary_id,
         "fields": [

@@ -226,3 +226,54 @@ def test_links_by_mynotary_id(path: Path) -> None:
     table = table_with(path, PROGRAMME, FLAT, PARKING)
 
     assert table.by_mynotary_id() == {1001: PROGRAMME, 1102: FLAT}
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        (
+            "mynotaryId: abc\n    state: linked",
+            "link table entry 'LOT-1' has mynotaryId 'abc'; expected an integer id, "
+            "or null",
+        ),
+        (
+            "mynotaryId: 3\n    state: linked\n    kind: cellar",
+            "link table entry 'LOT-1' has kind 'cellar'; expected programme or lot",
+        ),
+    ],
+)
+def test_links_hand_edit_invalid(tmp_path: Path, entry: str, message: str) -> None:
+    path = tmp_path / "links.yaml"
+    path.write_text(
+        "version: 1\ntarget:\n  url: sandbox\n  organizationId: 1\n"
+        f"links:\n  LOT-1:\n    {entry}\n",
+        encoding="utf-8",
+    )
+
+    with pytest.raises(ConfigurationError) as error:
+        LinkTable.load(path, TargetIdentity("sandbox", 1))
+
+    assert str(error.value) == message
+
+
+def test_links_not_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "links.yaml"
+    path.write_bytes(b"version: 1\ntarget: {url: caf\xe9}\n")
+
+    with pytest.raises(ConfigurationError) as error:
+        LinkTable.load(path, TargetIdentity("sandbox", 1))
+
+    assert (
+        str(error.value) == f"link table {path} is not UTF-8 text; restore it from git"
+    )
+
+
+@pytest.mark.parametrize("line", ["[1]", '{"type": "link", "link": {}}'])
+def test_links_journal_entry_invalid(tmp_path: Path, line: str) -> None:
+    path = tmp_path / "links.yaml"
+    (tmp_path / "links.yaml.journal").write_text(line + "\n", encoding="utf-8")
+
+    with pytest.raises(ConfigurationError) as error:
+        LinkTable.load(path, TargetIdentity("sandbox", 1))
+
+    assert str(error.value).startswith(f"line 1 of {path}.journal is not a")

@@ -7,6 +7,7 @@ and asserts beside the snapshot state the fact the case is about.
 
 from __future__ import annotations
 
+import json
 import unicodedata
 from collections.abc import Callable
 from decimal import Decimal
@@ -398,15 +399,67 @@ def test_plan_programme_removed(
 ) -> None:
     programmes = load_programmes(write_manifest, manifest_document)
     remote = remote_state(*synced_records(programmes[0]))
+    other = _renamed_programme(manifest_document, "PRG-OTHER")
+    write_manifest(other, name="other.yaml")
+    remaining = tuple(
+        programme
+        for programme in load_manifests([Path("manifests")]).programmes
+        if programme.up_id == "PRG-OTHER"
+    )
 
-    plan = plan_of((), linked_table(tmp_path), remote)
+    plan = plan_of(remaining, linked_table(tmp_path), remote)
 
-    assert actions(plan) == [
+    assert [item for item in actions(plan) if item[0] is Action.UNLINK] == [
         (Action.UNLINK, PROGRAMME_UP_ID),
         (Action.UNLINK, PARKING),
         (Action.UNLINK, FLAT),
         (Action.UNLINK, CELLAR),
     ]
+
+
+def _renamed_programme(document: Document, up_id: str) -> Document:
+    """Return a copy of ``document`` as another programme, with other Up ids."""
+    copy: Document = json.loads(json.dumps(document))
+    copy["upId"] = up_id
+    for lot in copy["lots"]:
+        lot["upId"] = f"{up_id}-{lot['upId']}"
+        lot["annexes"] = [f"{up_id}-{annex}" for annex in lot.get("annexes", [])]
+        if not lot["annexes"]:
+            del lot["annexes"]
+    return copy
+
+
+def test_plan_no_manifests_refused(
+    write_manifest: WriteManifest, manifest_document: Document, tmp_path: Path
+) -> None:
+    programmes = load_programmes(write_manifest, manifest_document)
+    remote = remote_state(*synced_records(programmes[0]))
+
+    plan = plan_of((), linked_table(tmp_path), remote)
+
+    assert plan.changes == ()
+    assert [problem.message for problem in plan.problems] == [
+        "no manifest was read, so all 4 linked records would be unlinked"
+    ]
+
+
+def test_plan_scope_keeps_other_programmes(
+    write_manifest: WriteManifest, manifest_document: Document, tmp_path: Path
+) -> None:
+    programmes = load_programmes(write_manifest, manifest_document)
+    remote = remote_state(*synced_records(programmes[0]))
+    other = _renamed_programme(manifest_document, "PRG-OTHER")
+    write_manifest(other, name="other.yaml")
+    remaining = tuple(
+        programme
+        for programme in load_manifests([Path("manifests")]).programmes
+        if programme.up_id == "PRG-OTHER"
+    )
+    options = PlanOptions(scope=frozenset({"PRG-OTHER"}))
+
+    plan = compute_plan(remaining, linked_table(tmp_path), remote, options)
+
+    assert [item for item in actions(plan) if item[0] is Action.UNLINK] == []
 
 
 def test_plan_programme_marked_unlinked(
@@ -865,3 +918,64 @@ def test_plan_summary_counts(
         "(0 to create, 0 to update, 0 to link, 0 to unlink planned)."
     )
     assert expected in render_plan(plan).splitlines()
+
+
+# Links that would make two Up records share one MyNotary record
+
+
+def test_plan_attach_linked_elsewhere(
+    write_manifest: WriteManifest, manifest_document: Document, tmp_path: Path
+) -> None:
+    manifest_document["lots"][2]["link"] = {"attach": LOT_IDS[FLAT]}
+    programmes = load_programmes(write_manifest, manifest_document)
+    remote = remote_state(*synced_records(programmes[0]))
+
+    plan = plan_of(programmes, linked_table(tmp_path), remote)
+
+    assert [problem.message for problem in plan.problems] == [
+        f"attach: {LOT_IDS[FLAT]} is already linked to {FLAT}"
+    ]
+
+
+def test_plan_attach_from_record_marked_unlinked(
+    write_manifest: WriteManifest, manifest_document: Document, tmp_path: Path
+) -> None:
+    manifest_document["lots"][1]["link"] = {"unlinked": True}
+    manifest_document["lots"][2]["link"] = {"attach": LOT_IDS[FLAT]}
+    programmes = load_programmes(write_manifest, manifest_document)
+    remote = remote_state(*synced_records(programmes[0]))
+
+    plan = plan_of(programmes, linked_table(tmp_path), remote)
+
+    assert plan.problems == ()
+    assert (Action.LINK, CELLAR) in actions(plan)
+    assert (Action.UNLINK, FLAT) in actions(plan)
+
+
+def test_plan_link_table_shared_id(
+    write_manifest: WriteManifest, manifest_document: Document, tmp_path: Path
+) -> None:
+    programmes = load_programmes(write_manifest, manifest_document)
+    remote = remote_state(*synced_records(programmes[0]))
+    links = linked_table(tmp_path, lot_link(CELLAR, mynotary_id=LOT_IDS[FLAT]))
+
+    plan = plan_of(programmes, links, remote)
+
+    assert [problem.message for problem in plan.problems][:1] == [
+        f"the link table links record #{LOT_IDS[FLAT]} to {FLAT}, {CELLAR}"
+    ]
+
+
+def test_plan_attach_other_organization(
+    write_manifest: WriteManifest, manifest_document: Document, tmp_path: Path
+) -> None:
+    manifest_document["link"] = {"attach": 3001}
+    programmes = load_programmes(write_manifest, manifest_document)
+    foreign = programme_record(programmes[0], record_id=3001)
+    foreign["organizationId"] = 2
+
+    plan = plan_of(programmes, link_table(tmp_path), remote_state(foreign))
+
+    assert [problem.message for problem in plan.problems] == [
+        "attach: 3001 is a record of organization 2, not of 1"
+    ]

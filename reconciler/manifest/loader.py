@@ -16,6 +16,7 @@ file can't grow into a large one. The file size and the nesting depth are bounde
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from dataclasses import field
 from decimal import Decimal
@@ -55,8 +56,12 @@ _MAX_KEY_CHARACTERS = 40
 # Characters YAML forbids in a stream, plus the NEL, LS and PS line breaks: PyYAML
 # counts those as line ends (YAML 1.1) where editors and YAML 1.2 don't, so every
 # line number after them would be wrong.
+# Invisible formatting characters (zero-width spaces and joiners, bidirectional
+# overrides, a byte order mark inside the text) are refused too: a reviewer can't
+# see them in a diff, and they would reach sale contracts.
 _FORBIDDEN_CHARACTERS = re.compile(
-    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029\ufffe\uffff]"
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029\ufffe\uffff"
+    "\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]"
 )
 _LINE_BREAKS = frozenset("\x85\u2028\u2029")
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
@@ -297,6 +302,8 @@ def _character_error(name: str, text: str, index: int) -> LoadError:
             f"the line separator {code} is not allowed; replace it with a space "
             "or a line break"
         )
+    elif unicodedata.category(character) == "Cf":
+        message = f"the invisible character {code} is not allowed; remove it"
     else:
         message = f"the control character {code} is not allowed; remove it"
     return _error(name, line, column, message)

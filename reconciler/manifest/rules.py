@@ -61,9 +61,30 @@ def check_rules(files: list[LoadedFile]) -> list[ManifestIssue]:
         if isinstance(loaded.data, dict):
             issues.extend(_check_programme(loaded, loaded.data))
             issues.extend(_check_lots(loaded))
+            issues.extend(_check_attach_under_unlinked(loaded, loaded.data))
     issues.extend(_check_unique_up_ids(files))
     issues.extend(_check_unique_attach(files))
     return issues
+
+
+def _check_attach_under_unlinked(
+    loaded: LoadedFile, data: Record
+) -> Iterator[ManifestIssue]:
+    """Reject a lot attached by hand in a programme marked unlinked: the
+    programme's mark takes its lots with it, so the attach would be ignored."""
+    if _mapping(data, "link").get("unlinked") is not True:
+        return
+    lots = data.get("lots")
+    if not isinstance(lots, list):
+        return
+    for index, lot in enumerate(lots):
+        if _mapping(lot, "link").get("attach") is None:
+            continue
+        message = (
+            "the programme is marked unlinked, so this attach would be ignored; "
+            "remove the attach, or the programme's unlinked mark"
+        )
+        yield _issue(loaded, ("lots", index, "link", "attach"), message)
 
 
 def _issue(

@@ -19,8 +19,6 @@ from typing import Any
 from reconciler import normalize
 from reconciler.fields import DWELLING_NATURES
 from reconciler.fields import FIELDS_BY_NAME
-from reconciler.fields import LOT_FIELDS
-from reconciler.fields import PROGRAMME_FIELDS
 from reconciler.normalize import Value
 
 PROGRAMME_TYPE = "RECORD__PROGRAMME"  # assumption
@@ -191,21 +189,7 @@ def _decode_annex_ids(raw: Any) -> tuple[int, ...] | None:
     return tuple(sorted({int(item) for item in raw}))
 
 
-def decode_programme(record: Mapping[str, Any]) -> dict[str, Value]:
-    """Return the programme fields of a MyNotary programme record."""
-    return decode_questions(record.get("questions") or {}, _names(PROGRAMME_FIELDS))
-
-
-def decode_lot(record: Mapping[str, Any]) -> dict[str, Value]:
-    """Return the lot fields of a MyNotary lot record."""
-    return decode_questions(record.get("questions") or {}, _names(LOT_FIELDS))
-
-
 def lot_number_of(record: Mapping[str, Any]) -> str | None:
     """Return the lot number of a MyNotary lot record, its natural key."""
     questions = record.get("questions") or {}
     return normalize.normalize_text(questions.get(FIELD_TABLE["number"].field_id))
-
-
-def _names(specs: Iterable[Any]) -> list[str]:
-    return [spec.name for spec in specs]
