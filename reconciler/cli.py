@@ -23,7 +23,9 @@ from reconciler.config import resolve_settings
 from reconciler.errors import EXIT_INTERRUPTED
 from reconciler.errors import ReconcilerError
 from reconciler.importer import ImportRequest
+from reconciler.mynotary.client import DEFAULT_MAX_IN_FLIGHT
 from reconciler.plan import PlanOptions
+from reconciler.progress import progress_for
 
 DEFAULT_PATHS = (Path("manifests"),)
 
@@ -36,6 +38,14 @@ EXIT_CODES_HELP = (
 RENDERINGS = click.Choice(["text", "markdown", "json"])
 
 paths_argument = click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+
+parallelism_option = click.option(
+    "--parallelism",
+    type=click.IntRange(1, 64),
+    default=DEFAULT_MAX_IN_FLIGHT,
+    show_default=True,
+    help="Requests open at once to MyNotary.",
+)
 
 
 def target_options(function: Callable[..., Any]) -> Callable[..., Any]:
@@ -105,6 +115,12 @@ network_options = [
         help="Requests per second sent to MyNotary at most; 0 for no limit "
         "[env: MYNOTARY_RATE_LIMIT; 50].",
     ),
+    click.option(
+        "--write-rate-limit",
+        type=float,
+        help="Creates and updates per second at most, on top of --rate-limit; 0 "
+        "for no limit [env: MYNOTARY_WRITE_RATE_LIMIT; 0].",
+    ),
 ]
 
 
@@ -121,6 +137,7 @@ def _settings(kwargs: dict[str, Any]) -> Any:
         max_retries=kwargs.pop("max_retries"),
         max_retry_wait=kwargs.pop("max_retry_wait"),
         rate_limit=kwargs.pop("rate_limit"),
+        write_rate_limit=kwargs.pop("write_rate_limit"),
     )
     return resolve_settings(options, os.environ)
 
@@ -131,7 +148,9 @@ def _console() -> commands.Console:
     def styler(text: str, colour: str) -> str:
         return click.style(text, fg=colour) if use_colour else text
 
-    return commands.Console(styler=styler)
+    return commands.Console(
+        styler=styler, progress=progress_for(sys.stderr, os.environ)
+    )
 
 
 class _Group(click.Group):
@@ -203,17 +222,22 @@ def validate(paths: tuple[Path, ...], strict: bool) -> None:
     show_default=True,
     help="Rendering printed: text, markdown (for a pull request) or json.",
 )
+@parallelism_option
 def plan(
     paths: tuple[Path, ...],
     detailed_exitcode: bool,
     recreate_missing: bool,
     out: Path | None,
     output_format: str,
+    parallelism: int,
     **kwargs: Any,
 ) -> None:
     """Show the changes that would make MyNotary match the manifests."""
     request = commands.PlanRequest(
-        list(paths or DEFAULT_PATHS), _settings(kwargs), PlanOptions(recreate_missing)
+        list(paths or DEFAULT_PATHS),
+        _settings(kwargs),
+        PlanOptions(recreate_missing),
+        parallelism,
     )
     sys.exit(
         commands.run_plan(
@@ -242,9 +266,9 @@ def show(plan_file: Path, output_format: str) -> None:
 @click.option(
     "--parallelism",
     type=click.IntRange(1, 64),
-    default=8,
+    default=DEFAULT_MAX_IN_FLIGHT,
     show_default=True,
-    help="Changes sent to MyNotary at the same time.",
+    help="Requests open at once to MyNotary, and changes applied at once.",
 )
 @click.option(
     "--recreate-missing",
@@ -296,6 +320,7 @@ def apply(
             list(paths or DEFAULT_PATHS),
             _settings(kwargs),
             PlanOptions(recreate_missing),
+            parallelism,
         ),
         auto_approve=auto_approve,
         parallelism=parallelism,
@@ -341,10 +366,13 @@ def _confirm() -> bool:
     default="text",
     show_default=True,
 )
-def status(paths: tuple[Path, ...], output_format: str, **kwargs: Any) -> None:
+@parallelism_option
+def status(
+    paths: tuple[Path, ...], output_format: str, parallelism: int, **kwargs: Any
+) -> None:
     """Show each programme and lot with its link state and sync state."""
     request = commands.PlanRequest(
-        list(paths or DEFAULT_PATHS), _settings(kwargs), PlanOptions()
+        list(paths or DEFAULT_PATHS), _settings(kwargs), PlanOptions(), parallelism
     )
     sys.exit(
         commands.run_status(
@@ -404,17 +432,28 @@ def fault_options(function: Callable[..., Any]) -> Callable[..., Any]:
     show_default=True,
     help="Address to listen on; keep 127.0.0.1 unless others must reach it.",
 )
+@click.option(
+    "--write-quota",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Creates and updates accepted per second; more get 429 [no quota].",
+)
 @fault_options
-def serve(port: int, host: str, faults_file: Path | None, **faults: Any) -> None:
+def serve(
+    port: int,
+    host: str,
+    write_quota: float | None,
+    faults_file: Path | None,
+    **faults: Any,
+) -> None:
     """Serve the sandbox's data (.reconciler/sandbox.db) over HTTP.
 
     If MYNOTARY_SANDBOX_API_KEY is set, requests must carry it in x-api-key. The
     fault options make it time out, fail, throttle and drop connections, drawn
-    from the seed, to test clients.
+    from the seed, to test clients. GET /_sandbox/stats returns the requests
+    counted by method and status (DELETE resets them).
     """
-    code = commands.run_sandbox_serve(
-        commands.SandboxServeRequest(host, port, faults_file, faults), _console()
-    )
+    request = commands.SandboxServeRequest(host, port, faults_file, faults, write_quota)
+    code = commands.run_sandbox_serve(request, _console())
     sys.exit(code)
 
 
@@ -435,7 +474,10 @@ def demo(paths: tuple[Path, ...]) -> None:
 @click.option(
     "--format", "output_format", type=RENDERINGS, default="text", show_default=True
 )
-def drift(paths: tuple[Path, ...], output_format: str, **kwargs: Any) -> None:
+@parallelism_option
+def drift(
+    paths: tuple[Path, ...], output_format: str, parallelism: int, **kwargs: Any
+) -> None:
     """Report where MyNotary no longer matches the manifests; only reads.
 
     Lists linked records changed or missing on MyNotary, and orphans: lots on
@@ -443,7 +485,7 @@ def drift(paths: tuple[Path, ...], output_format: str, **kwargs: Any) -> None:
     drift, 2 drift, 1 error.
     """
     request = commands.PlanRequest(
-        list(paths or DEFAULT_PATHS), _settings(kwargs), PlanOptions()
+        list(paths or DEFAULT_PATHS), _settings(kwargs), PlanOptions(), parallelism
     )
     sys.exit(commands.run_drift(request, output_format, _console()))
 

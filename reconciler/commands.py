@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import json
 import os
@@ -16,9 +17,11 @@ import sys
 from collections.abc import AsyncIterator
 from collections.abc import Callable
 from collections.abc import Coroutine
+from collections.abc import Iterable
 from collections.abc import Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from dataclasses import field
 from pathlib import Path
 from typing import Any
 from typing import TextIO
@@ -29,6 +32,7 @@ import httpx
 from reconciler.apply import ApplyResult
 from reconciler.apply import apply_plan
 from reconciler.approval import ApplyLog
+from reconciler.approval import check_fresh_plan
 from reconciler.approval import check_saved_plan
 from reconciler.approval import check_versions
 from reconciler.approval import decide_expected_digest
@@ -71,6 +75,7 @@ from reconciler.lock import hold_lock
 from reconciler.manifest import LoadedManifests
 from reconciler.manifest import find_manifest_files
 from reconciler.manifest import load_manifests
+from reconciler.mynotary.client import DEFAULT_MAX_IN_FLIGHT
 from reconciler.mynotary.client import MyNotaryClient
 from reconciler.plan import Action
 from reconciler.plan import Change
@@ -82,6 +87,8 @@ from reconciler.planfile import read_plan_file
 from reconciler.planfile import render_json
 from reconciler.planfile import sources_of
 from reconciler.planfile import write_plan_file
+from reconciler.progress import Progress
+from reconciler.remote import Record
 from reconciler.remote import read_remote_state
 from reconciler.render.drift import drift_exit_status
 from reconciler.render.drift import render_drift_markdown
@@ -115,13 +122,17 @@ SANDBOX_NOTICE = (
 
 @dataclass
 class Console:
-    """Where a command writes: results to ``out``, notices and progress to ``err``."""
+    """The outputs of a command: results go to ``out``, notices to ``err``, and
+    progress to ``progress``, which shows nothing unless the command line sets it."""
 
     out: TextIO = sys.stdout
     err: TextIO = sys.stderr
     styler: Callable[[str, str], str] = lambda text, colour: text
+    progress: Progress = field(default_factory=Progress)
 
     def print(self, text: str = "") -> None:
+        if self.progress.print_line(text.removesuffix("\n"), self.out):
+            return
         self.out.write(text if text.endswith("\n") else text + "\n")
         self.out.flush()
 
@@ -163,9 +174,15 @@ def print_manifest_error(error: ManifestError, console: Console) -> None:
 
 @asynccontextmanager
 async def open_client(
-    settings: Settings, console: Console
+    settings: Settings,
+    console: Console,
+    *,
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
 ) -> AsyncIterator[MyNotaryClient]:
-    """Yield a client for the target; the embedded sandbox runs in this process."""
+    """Yield a client for the target; the embedded sandbox runs in this process.
+
+    ``max_in_flight`` is the number of requests open at once.
+    """
     transport: httpx.AsyncBaseTransport | None = None
     store: RecordStore | None = None
     base_url = settings.url
@@ -185,6 +202,8 @@ async def open_client(
         connect_timeout=settings.network.connect_timeout,
         retry=settings.network.retry,
         rate_limit=settings.network.rate_limit,
+        write_rate_limit=settings.network.write_rate_limit,
+        max_in_flight=max_in_flight,
     )
     try:
         yield client
@@ -196,19 +215,55 @@ async def open_client(
 
 @dataclass(frozen=True)
 class PlanRequest:
+    """The manifests, the target, the plan options, and the requests open at once."""
+
     paths: list[Path]
     settings: Settings
     options: PlanOptions
+    parallelism: int = DEFAULT_MAX_IN_FLIGHT
 
 
 async def build_plan(
-    request: PlanRequest, loaded: LoadedManifests, client: MyNotaryClient
+    request: PlanRequest,
+    loaded: LoadedManifests,
+    client: MyNotaryClient,
+    progress: Progress | None = None,
 ) -> tuple[LinkTable, Plan]:
     """Read the link table and MyNotary, and compute the plan of valid manifests."""
     links = LinkTable.load(request.settings.links_path, request.settings.target)
-    remote = await read_remote_state(client, loaded.programmes, links)
-    plan = compute_plan(loaded.programmes, links, remote, request.options)
+    reader = _ProgressReader(client, progress or Progress())
+    remote = await read_remote_state(reader, loaded.programmes, links)
+    options = request.options
+    if any(path.is_file() for path in request.paths):
+        # Files named one by one are part of the estate: records of the other
+        # programmes are not gone, only not read.
+        scope = frozenset(programme.up_id for programme in loaded.programmes)
+        options = dataclasses.replace(options, scope=scope)
+    plan = compute_plan(loaded.programmes, links, remote, options)
     return links, plan
+
+
+class _ProgressReader:
+    """The reads of a plan, with the lot lists shown as a progress task."""
+
+    def __init__(self, client: MyNotaryClient, progress: Progress) -> None:
+        self._client = client
+        self._progress = progress
+
+    async def list_programmes(self) -> list[Record]:
+        return await self._client.list_programmes()
+
+    async def list_lots_of(
+        self, programme_ids: Iterable[int]
+    ) -> dict[int, list[Record]]:
+        ids = list(programme_ids)
+        with self._progress.task("Reading lots", len(ids)) as advance:
+            return await self._client.list_lots_of(
+                ids, on_listed=lambda programme_id: advance(1)
+            )
+
+    async def get_record(self, record_id: int) -> Record | None:
+        return await self._client.get_record(record_id)
 
 
 @dataclass(frozen=True)
@@ -230,8 +285,10 @@ def run_plan(
 
     async def main() -> SavedPlan:
         loaded = load_manifests(request.paths)
-        async with open_client(request.settings, console) as client:
-            links, plan = await build_plan(request, loaded, client)
+        async with open_client(
+            request.settings, console, max_in_flight=request.parallelism
+        ) as client:
+            links, plan = await build_plan(request, loaded, client, console.progress)
             sources = sources_of(
                 request.paths,
                 loaded.files,
@@ -263,8 +320,10 @@ def run_status(request: PlanRequest, *, as_json: bool, console: Console) -> int:
 
     async def main() -> tuple[LoadedManifests, LinkTable, Plan]:
         loaded = load_manifests(request.paths)
-        async with open_client(request.settings, console) as client:
-            links, plan = await build_plan(request, loaded, client)
+        async with open_client(
+            request.settings, console, max_in_flight=request.parallelism
+        ) as client:
+            links, plan = await build_plan(request, loaded, client, console.progress)
             return loaded, links, plan
 
     result = _run_guarded(main, console)
@@ -350,8 +409,12 @@ def run_apply(request: ApplyRequest, console: Console) -> int:
 
     async def main() -> ApplyResult | None:
         loaded = load_manifests(request.plan.paths)
-        async with open_client(request.plan.settings, console) as client:
-            links, plan = await build_plan(request.plan, loaded, client)
+        async with open_client(
+            request.plan.settings, console, max_in_flight=request.plan.parallelism
+        ) as client:
+            links, plan = await build_plan(
+                request.plan, loaded, client, console.progress
+            )
             console.print(render_plan(plan, console.styler))
             if plan.problems:
                 return None
@@ -365,13 +428,7 @@ def run_apply(request: ApplyRequest, console: Console) -> int:
                 # Exit 1 like any refusal, so a script without approval fails.
                 console.print("Apply cancelled; nothing was changed.")
                 return None
-            return await apply_plan(
-                plan,
-                client,
-                links,
-                parallelism=request.parallelism,
-                on_progress=lambda change, _: console.print(_progress_line(change)),
-            )
+            return await _apply_with_progress(plan, client, links, request, console)
 
     result = _run_guarded(main, console)
     return report_apply_result(result, console)
@@ -416,10 +473,26 @@ def _run_guarded(
 ) -> _T | None:
     """Run the coroutine function ``main``; print a manifest error and return None."""
     try:
-        return asyncio.run(main())
+        return _run(main)
     except ManifestError as error:
         print_manifest_error(error, console)
         return None
+
+
+def _run(main: Callable[[], Coroutine[Any, Any, _T]]) -> _T:
+    """Run ``main`` with ``asyncio.run`` and return its result.
+
+    The result leaves through a list, not as the main task's result, because
+    ``asyncio.run`` of Python 3.11 formats the main task, result included, when it
+    restores the SIGINT handler: for a plan of 50,000 lots that takes seconds.
+    """
+    results: list[_T] = []
+
+    async def run() -> None:
+        results.append(await main())
+
+    asyncio.run(run())
+    return results[0]
 
 
 def run_demo(paths: list[Path], console: Console) -> int:
@@ -465,6 +538,7 @@ class SandboxServeRequest:
     port: int
     faults_file: Path | None
     fault_options: Mapping[str, Any]
+    write_quota: float | None = None
 
 
 def run_sandbox_serve(request: SandboxServeRequest, console: Console) -> int:
@@ -486,9 +560,16 @@ def run_sandbox_serve(request: SandboxServeRequest, console: Console) -> int:
     console.notice(f"Sandbox serving {database} on {url}")
     if faults.is_active:
         console.notice(f"Injecting faults: {faults}")
+    if request.write_quota is not None:
+        console.notice(f"Write quota: {request.write_quota:g} per second")
     api_key = os.environ.get("MYNOTARY_SANDBOX_API_KEY")
     serve(
-        database, host=request.host, port=request.port, api_key=api_key, faults=faults
+        database,
+        host=request.host,
+        port=request.port,
+        api_key=api_key,
+        faults=faults,
+        write_quota=request.write_quota,
     )
     return EXIT_OK
 
@@ -534,8 +615,17 @@ def run_apply_saved(request: ApplyRequest, plan_path: Path, console: Console) ->
     console.print(render_plan(saved.plan, console.styler))
 
     async def main() -> ApplyResult:
-        async with open_client(settings, console) as client:
+        async with open_client(
+            settings, console, max_in_flight=request.plan.parallelism
+        ) as client:
             await check_versions(saved.plan, client, plan_path)
+            fresh_request = PlanRequest(
+                paths,
+                settings,
+                PlanOptions(recreate_missing=saved.sources.recreate_missing),
+            )
+            _, fresh = await build_plan(fresh_request, load_manifests(paths), client)
+            check_fresh_plan(saved.plan, fresh, plan_path)
             links = LinkTable.load(settings.links_path, settings.target)
             log.record_plan_file(saved)
             return await _apply_with_progress(
@@ -552,8 +642,12 @@ def run_apply_expected(
 
     async def main() -> ApplyResult | None:
         loaded = load_manifests(request.plan.paths)
-        async with open_client(request.plan.settings, console) as client:
-            links, plan = await build_plan(request.plan, loaded, client)
+        async with open_client(
+            request.plan.settings, console, max_in_flight=request.plan.parallelism
+        ) as client:
+            links, plan = await build_plan(
+                request.plan, loaded, client, console.progress
+            )
             console.print(render_plan(plan, console.styler))
             if plan.problems:
                 return None
@@ -583,13 +677,15 @@ async def _apply_with_progress(
     request: ApplyRequest,
     console: Console,
 ) -> ApplyResult:
-    return await apply_plan(
-        plan,
-        client,
-        links,
-        parallelism=request.parallelism,
-        on_progress=lambda change, _: console.print(_progress_line(change)),
-    )
+    with console.progress.task("Applying changes", len(plan.changes)) as advance:
+
+        def show(change: Change, record: Record | None) -> None:
+            console.print(_progress_line(change))
+            advance(1)
+
+        return await apply_plan(
+            plan, client, links, parallelism=request.parallelism, on_progress=show
+        )
 
 
 def run_drift(request: PlanRequest, output_format: str, console: Console) -> int:
@@ -597,9 +693,12 @@ def run_drift(request: PlanRequest, output_format: str, console: Console) -> int
 
     async def main() -> DriftReport:
         loaded = load_manifests(request.paths)
-        async with open_client(request.settings, console) as client:
+        async with open_client(
+            request.settings, console, max_in_flight=request.parallelism
+        ) as client:
             links = LinkTable.load(request.settings.links_path, request.settings.target)
-            remote = await read_remote_state(client, loaded.programmes, links)
+            reader = _ProgressReader(client, console.progress)
+            remote = await read_remote_state(reader, loaded.programmes, links)
             return compute_drift(loaded.programmes, links, remote)
 
     report = _run_guarded(main, console)

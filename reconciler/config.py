@@ -15,6 +15,7 @@ from dataclasses import field
 from dataclasses import replace
 from pathlib import Path
 from urllib.parse import urlsplit
+from urllib.parse import urlunsplit
 
 from reconciler.errors import ConfigurationError
 from reconciler.links import TargetIdentity
@@ -43,16 +44,19 @@ class TargetOptions:
     max_retries: int | None = None
     max_retry_wait: float | None = None
     rate_limit: float | None = None
+    write_rate_limit: float | None = None
 
 
 @dataclass(frozen=True)
 class NetworkSettings:
     """Network settings of the client: connect timeout (seconds), retry policy,
-    and rate limit (requests per second, or None for no limit)."""
+    and rate limits of all requests and of writes alone (requests per second, or
+    None for no limit)."""
 
     connect_timeout: float = 10.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     rate_limit: float | None = DEFAULT_RATE_LIMIT
+    write_rate_limit: float | None = None
 
 
 @dataclass(frozen=True)
@@ -83,7 +87,7 @@ def resolve_settings(options: TargetOptions, environ: Mapping[str, str]) -> Sett
     Without a URL the embedded sandbox is the target, except in CI or when an API
     key is set: a forgotten URL must not turn a real run into a sandbox run.
     """
-    url = options.url or environ.get("MYNOTARY_URL") or None
+    url = (options.url or environ.get("MYNOTARY_URL") or "").strip() or None
     timeout = _timeout(options, environ)
     network = resolve_network(options, environ)
     if options.target == "sandbox":
@@ -96,17 +100,24 @@ def resolve_settings(options: TargetOptions, environ: Mapping[str, str]) -> Sett
     if url is None:
         _reject_implicit_sandbox(options, environ, api_key)
         return _sandbox_settings(options, timeout, network)
-    check_url(url)
+    url = canonical_url(url)
+    organization_id = _required_id(
+        options.organization_id,
+        environ,
+        "MYNOTARY_ORGANIZATION_ID",
+        "--organization",
+    )
+    user_id = _required_id(options.user_id, environ, "MYNOTARY_USER_ID", "--user")
+    if api_key is None and not is_loopback_host(urlsplit(url).hostname or ""):
+        raise ConfigurationError(
+            "no API key is set for MyNotary: set MYNOTARY_API_KEY, or "
+            "MYNOTARY_API_KEY_FILE (or --api-key-file) to a file that holds it"
+        )
     return Settings(
         is_sandbox=False,
-        url=url.rstrip("/"),
-        organization_id=_required_id(
-            options.organization_id,
-            environ,
-            "MYNOTARY_ORGANIZATION_ID",
-            "--organization",
-        ),
-        user_id=_required_id(options.user_id, environ, "MYNOTARY_USER_ID", "--user"),
+        url=url,
+        organization_id=organization_id,
+        user_id=user_id,
         links_path=options.links_path or DEFAULT_LINKS_PATH,
         timeout=timeout,
         api_key=api_key,
@@ -151,7 +162,7 @@ def _sandbox_settings(
 def resolve_network(
     options: TargetOptions, environ: Mapping[str, str]
 ) -> NetworkSettings:
-    """Return the connect timeout, retry policy and rate limit of this run.
+    """Return the connect timeout, retry policy and rate limits of this run.
 
     Each comes from its flag, else its environment variable, else the default. A
     rate limit of 0 turns the limit off.
@@ -185,6 +196,13 @@ def resolve_network(
         "--rate-limit",
         defaults.rate_limit or 0,
     )
+    write_rate_limit = _number(
+        options.write_rate_limit,
+        environ,
+        "MYNOTARY_WRITE_RATE_LIMIT",
+        "--write-rate-limit",
+        defaults.write_rate_limit or 0,
+    )
 
     if connect_timeout == 0:
         raise ConfigurationError(
@@ -197,7 +215,9 @@ def resolve_network(
             " --max-retries or MYNOTARY_MAX_RETRIES to one, such as 5"
         )
     retry = replace(defaults.retry, max_retries=int(max_retries), max_wait=max_wait)
-    return NetworkSettings(connect_timeout, retry, rate_limit or None)
+    return NetworkSettings(
+        connect_timeout, retry, rate_limit or None, write_rate_limit or None
+    )
 
 
 def _number(
@@ -234,7 +254,7 @@ def _reject_implicit_sandbox(
     reason = None
     if options.target == "mynotary":
         reason = "--target mynotary was given"
-    elif environ.get("CI"):
+    elif _is_set(environ.get("CI")):
         reason = "CI is set"
     elif api_key is not None:
         reason = "an API key is set"
@@ -243,6 +263,11 @@ def _reject_implicit_sandbox(
             f"no MyNotary URL is set and {reason}, so the sandbox is not used: "
             "set MYNOTARY_URL (or --url), or pass --target sandbox"
         )
+
+
+def _is_set(flag: str | None) -> bool:
+    """Read a boolean environment variable as CI services set it."""
+    return (flag or "").strip().lower() not in ("", "0", "false", "no")
 
 
 def _required_id(
@@ -254,9 +279,12 @@ def _required_id(
     if not text:
         raise ConfigurationError(f"{variable} is not set; set it or pass {flag}")
     try:
-        return int(text)
+        value = int(text)
     except ValueError:
         raise ConfigurationError(f"{variable} must be an integer id") from None
+    if value < 1:
+        raise ConfigurationError(f"{variable} must be a positive integer id")
+    return value
 
 
 def _read_api_key(options: TargetOptions, environ: Mapping[str, str]) -> str | None:
@@ -268,23 +296,62 @@ def _read_api_key(options: TargetOptions, environ: Mapping[str, str]) -> str | N
             raise ConfigurationError(
                 f"can't read the API key file {key_file}: {error.strerror}"
             ) from None
+        except UnicodeDecodeError:
+            raise ConfigurationError(
+                f"the API key file {key_file} is not UTF-8 text"
+            ) from None
         if not key:
             raise ConfigurationError(f"the API key file {key_file} is empty")
+        return _checked_key(key, f"the API key file {key_file}")
+    key = (environ.get("MYNOTARY_API_KEY") or "").strip()
+    return _checked_key(key, "MYNOTARY_API_KEY") if key else None
+
+
+def _checked_key(key: str, source: str) -> str:
+    """Reject a key that can't be sent in a header; the message never shows it."""
+    if all(" " < character <= "~" for character in key):
         return key
-    return environ.get("MYNOTARY_API_KEY") or None
+    raise ConfigurationError(
+        f"{source} holds a line break, a space or a character outside printable "
+        "ASCII, which an HTTP header can't carry; check that it holds the key alone"
+    )
 
 
 def check_url(url: str) -> None:
-    """Reject a URL that is not http(s), or plain http to a non-loopback host."""
+    """Reject a URL that is not http(s), holds credentials, or is plain http to a
+    non-loopback host."""
+    canonical_url(url)
+
+
+def canonical_url(url: str) -> str:
+    """Return ``url`` checked, with its scheme and host in lower case and no
+    trailing slash, so that one target always has one identity."""
     parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    if parts.username is not None or parts.password is not None:
+        raise ConfigurationError(
+            "the MyNotary URL holds a user name or password; remove them from the "
+            "URL and set the API key in MYNOTARY_API_KEY"
+        )
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not parts.hostname:
         raise ConfigurationError(
             f"MyNotary URL '{url}' is invalid; expected https://host[/path]"
         )
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+    if scheme == "http" and not is_loopback_host(parts.hostname):
         raise ConfigurationError(
             f"MyNotary URL '{url}' uses plain http to a remote host; use https"
         )
+    netloc = parts.hostname if parts.port is None else f"{parts.hostname}:{parts.port}"
+    if ":" in parts.hostname:
+        netloc = f"[{parts.hostname}]" + (
+            "" if parts.port is None else f":{parts.port}"
+        )
+    return urlunsplit((scheme, netloc, parts.path.rstrip("/"), parts.query, ""))
+
+
+def is_loopback_host(host: str) -> bool:
+    """Return True for ``localhost`` and loopback addresses (127.0.0.0/8, ::1)."""
+    return _is_loopback(host)
 
 
 def _is_loopback(host: str) -> bool:

@@ -61,6 +61,11 @@ class FieldSpec:
             return normalize.normalize_text(raw)
 
     @functools.cached_property
+    def path(self) -> tuple[str, ...]:
+        """The keys of the nested mappings that lead to the field's value."""
+        return _split(self.name)
+
+    @functools.cached_property
     def _normalizer(self) -> Callable[[object], Value]:
         match self.kind:
             case FieldKind.TEXT:
@@ -159,7 +164,9 @@ def normalize_fields(
     specs: tuple[FieldSpec, ...], data: Mapping[str, Any]
 ) -> dict[str, Value]:
     """Return the normalized value of every field in ``specs`` read from ``data``."""
-    return {
-        spec.name: spec.normalize(_read_parts(data, _split(spec.name)))
-        for spec in specs
-    }
+    values: dict[str, Value] = {}
+    for spec in specs:
+        raw = _read_parts(data, spec.path)
+        # Every kind normalizes an absent value to None; many fields are absent.
+        values[spec.name] = None if raw is None else spec.normalize(raw)
+    return values

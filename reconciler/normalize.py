@@ -54,13 +54,14 @@ def normalize_decimal(value: object, places: int | None = None) -> Decimal | Non
     Floats go through their shortest repr, so 45.5 gives Decimal("45.5") and not
     the binary value. Raises ValueError if ``value`` is not a finite number.
     """
-    if value is None or value == "":
-        return None
+    # Decimals and ints first, the types of valid manifests and of MyNotary's JSON.
     if value.__class__ is Decimal or value.__class__ is int:
-        number = Decimal(value)
+        number = value if value.__class__ is Decimal else Decimal(value)
         if not number.is_finite():
             raise ValueError(f"{value!r} is not a finite number")
         return number if places is None else _round(number, places)
+    if value is None or value == "":
+        return None
     if isinstance(value, bool):
         raise ValueError(f"{value!r} is not a number")
     if isinstance(value, float):
@@ -118,7 +119,7 @@ def normalize_enum(value: object, canonical: Iterable[str]) -> str | None:
     text = normalize_text(value)
     if text is None:
         return None
-    choices = tuple(canonical)
+    choices = canonical if isinstance(canonical, tuple) else tuple(canonical)
     if text in choices:
         return text
     return _folded_choices(choices).get(fold_enum(text), text)

@@ -38,6 +38,9 @@ CELLAR = "LOT-TEST-BRET-3"
 PROGRAMME = "PRG-TEST-BRET"
 
 
+NEW_LOT_NUMBER = "900"
+
+
 class Setup:
     """A served sandbox holding the Bretonnière programme, applied and linked."""
 
@@ -89,6 +92,34 @@ class Setup:
     def change_price(self, price: float) -> None:
         self.document["lots"][1]["price"] = price
         self.write_manifest(self.document)
+
+    def edit_manifest_add_lot(self) -> None:
+        self.document["lots"].append(
+            {
+                "upId": "LOT-TEST-NEW",
+                "number": NEW_LOT_NUMBER,
+                "nature": "parking",
+                "status": "available",
+            }
+        )
+        self.write_manifest(self.document)
+
+    def create_remote_twin_of_new_lot(self) -> None:
+        """Create the new lot on MyNotary by hand, as someone using MyNotary would."""
+        programme_id = self.mynotary_id(self.document["upId"])
+        body = {
+            "organizationId": 1,
+            "creatorId": 1,
+            "type": "RECORD__BIEN__LOT_HORS_HABITATION",
+            "programmeId": programme_id,
+            "externalReference": None,
+            "questions": {"numero_lot": NEW_LOT_NUMBER},
+        }
+        httpx.post(f"{self.sandbox.url}/records", json=body).raise_for_status()
+
+    def count_lots_numbered(self, number: str) -> int:
+        rows = self.records()
+        return sum(1 for row in rows if json.loads(row[2]).get("numero_lot") == number)
 
     def state(self) -> tuple[Any, ...]:
         """Everything a refused apply must leave as it was."""
@@ -295,11 +326,11 @@ def _run_apply(request: commands.ApplyRequest) -> tuple[int, str]:
 def test_saved_plan_update_is_conditional(
     setup: Setup, saved_plan: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async def check_passes(*arguments: Any) -> None:
-        # The record moves after the version check and before the write.
+    def check_passes(*arguments: Any) -> None:
+        # The record moves after the last check and before the write.
         setup.edit_remote(FLAT, {"batiment": "C"})
 
-    monkeypatch.setattr(commands, "check_versions", check_passes)
+    monkeypatch.setattr(commands, "check_fresh_plan", check_passes)
     flat_id = setup.mynotary_id(FLAT)
 
     code, output = _run_apply(_request(setup, plan_file=saved_plan))
@@ -310,6 +341,18 @@ def test_saved_plan_update_is_conditional(
     questions = json.loads(rows[0][0], parse_float=Decimal)
     assert questions["batiment"] == "C"
     assert questions["prix_ttc"] == Decimal("198000.00")
+
+
+def test_saved_plan_refused_after_twin_created(setup: Setup) -> None:
+    setup.edit_manifest_add_lot()
+    setup.run("plan", "--out", "with-new-lot.json")
+    setup.create_remote_twin_of_new_lot()
+
+    result = setup.run("apply", "--plan", "with-new-lot.json")
+
+    assert result.code == 1
+    assert "is stale: MyNotary changed since it was made" in result.stderr
+    assert setup.count_lots_numbered(NEW_LOT_NUMBER) == 1
 
 
 # Approved digests

@@ -16,6 +16,7 @@ REMOTE = {
     "MYNOTARY_URL": "https://api.mynotary.test/v1",
     "MYNOTARY_ORGANIZATION_ID": "12",
     "MYNOTARY_USER_ID": "34",
+    "MYNOTARY_API_KEY": KEY,
 }
 
 
@@ -163,7 +164,8 @@ def test_config_plain_http_remote_rejected(url: str) -> None:
 )
 def test_config_url_accepted(url: str) -> None:
     settings = resolve_settings(
-        TargetOptions(url=url, organization_id=1, user_id=1), {}
+        TargetOptions(url=url, organization_id=1, user_id=1),
+        {"MYNOTARY_API_KEY": KEY},
     )
 
     assert settings.url == url.rstrip("/")
@@ -264,3 +266,75 @@ def test_config_timeout_flag_zero() -> None:
         "--timeout '0.0' is not a positive number of seconds; set it to a number "
         "such as 30"
     )
+
+
+def test_config_remote_without_key_refused() -> None:
+    environ = {name: value for name, value in REMOTE.items() if "KEY" not in name}
+
+    with pytest.raises(ConfigurationError) as error:
+        resolve_settings(TargetOptions(), environ)
+
+    assert str(error.value).startswith("no API key is set for MyNotary")
+
+
+def test_config_loopback_without_key_allowed() -> None:
+    options = TargetOptions(url="http://127.0.0.1:8765", organization_id=1, user_id=1)
+
+    settings = resolve_settings(options, {})
+
+    assert settings.api_key is None
+
+
+@pytest.mark.parametrize(
+    "key", ["SECRET\nCANARY-123", "SECRET CANARY", "SECRÉT-CANARY", "a\tb"]
+)
+def test_config_key_not_header_safe(key: str) -> None:
+    with pytest.raises(ConfigurationError) as error:
+        resolve_settings(TargetOptions(), {**REMOTE, "MYNOTARY_API_KEY": " " + key})
+
+    message = str(error.value)
+    assert message.startswith("MYNOTARY_API_KEY holds a line break")
+    assert "CANARY" not in message
+
+
+def test_config_key_file_two_lines(tmp_path: Path) -> None:
+    key_file = tmp_path / "key"
+    key_file.write_text("SECRET-CANARY-123\nsecond line\n", encoding="utf-8")
+    options = TargetOptions(api_key_file=key_file)
+
+    with pytest.raises(ConfigurationError) as error:
+        resolve_settings(options, REMOTE)
+
+    assert "CANARY" not in str(error.value)
+
+
+def test_config_url_credentials_refused() -> None:
+    url = "https://user:SECRET-CANARY-123@api.mynotary.test"
+
+    with pytest.raises(ConfigurationError) as error:
+        resolve_settings(TargetOptions(url=url), REMOTE)
+
+    assert "CANARY" not in str(error.value)
+    assert "holds a user name or password" in str(error.value)
+
+
+def test_config_url_canonical() -> None:
+    options = TargetOptions(url=" HTTPS://API.MyNotary.test/v1/ ")
+
+    settings = resolve_settings(options, REMOTE)
+
+    assert settings.url == "https://api.mynotary.test/v1"
+
+
+@pytest.mark.parametrize("value", ["false", "0", "no", ""])
+def test_config_ci_false_not_set(value: str) -> None:
+    settings = resolve_settings(TargetOptions(), {"CI": value})
+
+    assert settings.is_sandbox
+
+
+def test_config_organization_positive() -> None:
+    with pytest.raises(ConfigurationError) as error:
+        resolve_settings(TargetOptions(), {**REMOTE, "MYNOTARY_ORGANIZATION_ID": "-1"})
+
+    assert str(error.value) == "MYNOTARY_ORGANIZATION_ID must be a positive integer id"

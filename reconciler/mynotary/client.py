@@ -2,8 +2,10 @@
 
 Numbers travel as exact decimals both ways: request bodies write each Decimal with
 its digits, and responses read every number with a fraction as Decimal. At most
-``max_in_flight`` requests are open at once, across all calls of one client, and at
-most ``rate_limit`` start per second.
+``max_in_flight`` requests are open at once, across all calls of one client. At
+most ``rate_limit`` requests start per second, after a first burst of as many. At
+most ``write_rate_limit`` creates and updates start per second, spaced evenly
+without a burst.
 
 Reads and version-checked updates are retried with tenacity after a timeout, a lost
 connection, a 429 or a 5xx response. A create is retried by the generic loop only
@@ -159,14 +161,22 @@ NO_RETRY = RetryPolicy(max_retries=0)
 # that keeps a large apply well below common API limits.
 DEFAULT_RATE_LIMIT = 50.0
 
+# Requests open at once. Terraform's default parallelism is the same, so users
+# who tuned a quota for it keep their margin.
+DEFAULT_MAX_IN_FLIGHT = 10
+
+_WRITE_METHODS = frozenset({"POST", "PATCH"})
+
 
 class MyNotaryClient:
     """Client of one MyNotary organization, acting as one MyNotary user.
 
     Use it as an async context manager, or call ``aclose``. ``transport`` replaces
     the network, for the sandbox app and tests. ``timeout`` bounds each read and
-    write and ``connect_timeout`` each connection, in seconds. ``rate_limit`` is in
-    requests per second, None for no limit. TLS certificates are always verified.
+    write and ``connect_timeout`` each connection, in seconds. ``rate_limit`` limits
+    every request and ``write_rate_limit`` creates and updates only, in requests
+    per second; None is no limit. A write waits for both. TLS certificates are
+    always verified.
     """
 
     def __init__(
@@ -180,11 +190,14 @@ class MyNotaryClient:
         timeout: float = 30.0,
         connect_timeout: float = 10.0,
         page_size: int = 100,
-        max_in_flight: int = 10,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
         retry: RetryPolicy = RetryPolicy(),
         rate_limit: float | None = DEFAULT_RATE_LIMIT,
+        write_rate_limit: float | None = None,
     ) -> None:
-        _check_options(page_size, max_in_flight, retry, rate_limit)
+        _check_options(page_size, max_in_flight, retry)
+        _check_rate("rate_limit", rate_limit)
+        _check_rate("write_rate_limit", write_rate_limit)
 
         self.organization_id = organization_id
         self.creator_id = creator_id
@@ -195,6 +208,7 @@ class MyNotaryClient:
         self._connect_timeout = connect_timeout
         self._slots = asyncio.Semaphore(max_in_flight)
         self._limiter = None if rate_limit is None else AsyncLimiter(rate_limit, 1)
+        self._write_limiter = _even_limiter(write_rate_limit)
 
         headers = {"accept": "application/json"}
         if api_key is not None:
@@ -230,12 +244,23 @@ class MyNotaryClient:
         return await self._list_all({"programmeId": programme_id})
 
     async def list_lots_of(
-        self, programme_ids: Iterable[int]
+        self,
+        programme_ids: Iterable[int],
+        on_listed: Callable[[int], None] | None = None,
     ) -> dict[int, list[Record]]:
-        """Return the lot records of several programmes, read concurrently."""
+        """Return the lot records of several programmes, read concurrently.
+
+        ``on_listed`` is called with each programme id once its lots are read.
+        """
         ids = list(dict.fromkeys(programme_ids))
 
-        lists = await _gather(self.list_lots(programme_id) for programme_id in ids)
+        async def list_one(programme_id: int) -> list[Record]:
+            lots = await self.list_lots(programme_id)
+            if on_listed is not None:
+                on_listed(programme_id)
+            return lots
+
+        lists = await _gather(list_one(programme_id) for programme_id in ids)
 
         return dict(zip(ids, lists, strict=True))
 
@@ -444,8 +469,10 @@ class MyNotaryClient:
         content: bytes | None,
         headers: Mapping[str, str],
     ) -> httpx.Response:
-        """Send one attempt, in one slot of ``max_in_flight`` and under the rate."""
+        """Send one attempt, in one slot of ``max_in_flight`` and under the rates."""
         async with self._slots:
+            if self._write_limiter is not None and method in _WRITE_METHODS:
+                await self._write_limiter.acquire()
             if self._limiter is not None:
                 await self._limiter.acquire()
 
@@ -532,7 +559,8 @@ class MyNotaryClient:
         if status == 429:
             message += (
                 "; MyNotary's rate limit was reached, so lower --rate-limit"
-                " (MYNOTARY_RATE_LIMIT)"
+                " (MYNOTARY_RATE_LIMIT) or --write-rate-limit"
+                " (MYNOTARY_WRITE_RATE_LIMIT)"
             )
         return MyNotaryError(
             message,
@@ -628,7 +656,6 @@ def _check_options(
     page_size: int,
     max_in_flight: int,
     retry: RetryPolicy,
-    rate_limit: float | None,
 ) -> None:
     if page_size < 1 or max_in_flight < 1:
         raise ValueError(
@@ -637,8 +664,23 @@ def _check_options(
         )
     if retry.max_retries < 0 or retry.max_wait < 0 or retry.backoff < 0:
         raise ValueError(f"{retry} has a negative value")
-    if rate_limit is not None and rate_limit <= 0:
-        raise ValueError(f"rate_limit ({rate_limit}) must be positive")
+
+
+def _check_rate(name: str, rate: float | None) -> None:
+    if rate is not None and rate <= 0:
+        raise ValueError(f"{name} ({rate}) must be positive")
+
+
+def _even_limiter(rate: float | None) -> AsyncLimiter | None:
+    """Return a limiter that starts one request every 1 / ``rate`` seconds.
+
+    A bucket of one request leaves no burst, so a quota of ``rate`` per second,
+    whether a token bucket or a count per second, keeps a margin for requests
+    that arrive closer together than they were sent.
+    """
+    if rate is None:
+        return None
+    return AsyncLimiter(1, 1 / rate)
 
 
 def _is_retryable(error: BaseException) -> bool:

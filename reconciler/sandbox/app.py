@@ -179,6 +179,7 @@ class _RecordsApi:
             numero_lot=query.numero_lot,
             page=query.page,
             page_size=query.page_size,
+            as_stored=True,
         )
 
         body = {
@@ -193,7 +194,7 @@ class _RecordsApi:
         """GET /records/{id}: return one record, or 404 if it does not exist."""
         record_id: int = request.path_params["id"]
 
-        record = self._store.get(record_id)
+        record = self._store.get(record_id, as_stored=True)
         if record is None:
             raise ApiError(404, "not_found", f"record {record_id} does not exist")
 

@@ -1,7 +1,8 @@
 """Run the sandbox over HTTP with uvicorn, in the foreground or in a test's thread.
 
 With a ``FaultConfig`` whose faults are on, the app is wrapped in a
-``FaultInjector`` that injects them.
+``FaultInjector`` that injects them. Outermost, ``Metering`` counts requests
+(``GET /_sandbox/stats``) and enforces the write quota, if one is set.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from reconciler.sandbox.app import create_app
 from reconciler.sandbox.faults import FaultConfig
 from reconciler.sandbox.faults import FaultInjector
 from reconciler.sandbox.faults import quiet_dropped_connections
+from reconciler.sandbox.metering import Metering
 from reconciler.sandbox.store import RecordStore
 
 DEFAULT_HOST = "127.0.0.1"
@@ -47,10 +49,15 @@ def serve(
     port: int = DEFAULT_PORT,
     api_key: str | None = None,
     faults: FaultConfig | None = None,
+    write_quota: float | None = None,
 ) -> None:
-    """Serve the sandbox over the database ``db_path`` until interrupted."""
+    """Serve the sandbox over the database ``db_path`` until interrupted.
+
+    ``write_quota`` is the creates and updates accepted per second, None for no
+    limit.
+    """
     with RecordStore(db_path) as store:
-        app, _ = _build_app(store, api_key, faults)
+        app, _ = _build_app(store, api_key, faults, write_quota)
         uvicorn.run(app, host=host, port=port, lifespan="off", ws="none")
 
 
@@ -59,6 +66,7 @@ def running_server(
     db_path: str | Path,
     api_key: str | None = None,
     faults: FaultConfig | None = None,
+    write_quota: float | None = None,
 ) -> Iterator[str]:
     """Run the sandbox on 127.0.0.1 in a background thread and yield its base URL.
 
@@ -66,7 +74,7 @@ def running_server(
     when the URL is yielded, and is stopped, its thread joined and the store closed
     when the block exits.
     """
-    with running_sandbox(db_path, api_key, faults) as sandbox:
+    with running_sandbox(db_path, api_key, faults, write_quota) as sandbox:
         yield sandbox.url
 
 
@@ -75,10 +83,11 @@ def running_sandbox(
     db_path: str | Path,
     api_key: str | None = None,
     faults: FaultConfig | None = None,
+    write_quota: float | None = None,
 ) -> Iterator[RunningSandbox]:
     """Run the sandbox as ``running_server`` does; yield its URL and fault injector."""
     with RecordStore(db_path) as store, closing(_bind_local_socket()) as listener:
-        app, injector = _build_app(store, api_key, faults)
+        app, injector = _build_app(store, api_key, faults, write_quota)
         config = uvicorn.Config(
             app,
             lifespan="off",
@@ -105,15 +114,19 @@ def running_sandbox(
 
 
 def _build_app(
-    store: RecordStore, api_key: str | None, faults: FaultConfig | None
+    store: RecordStore,
+    api_key: str | None,
+    faults: FaultConfig | None,
+    write_quota: float | None = None,
 ) -> tuple[ASGIApp, FaultInjector | None]:
-    app = create_app(store, api_key=api_key)
-    if faults is None or not faults.is_active:
-        return app, None
+    app: ASGIApp = create_app(store, api_key=api_key)
+    injector = None
+    if faults is not None and faults.is_active:
+        quiet_dropped_connections()
+        injector = FaultInjector(app, faults)
+        app = injector
 
-    quiet_dropped_connections()
-    injector = FaultInjector(app, faults)
-    return injector, injector
+    return Metering(app, write_quota), injector
 
 
 def _bind_local_socket() -> socket.socket:
