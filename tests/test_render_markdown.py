@@ -42,7 +42,7 @@ def test_markdown_summary_first() -> None:
         "### Plan: 1 to create, 3 to update, 1 to link, 1 to unlink.\n"
     )
     assert f"Digest: `{plan_digest(sample_plan())}`" in summary
-    assert "Exit status: 2 (changes to apply)" in summary
+    assert "Exit status of `plan --detailed-exitcode`: 2 (changes to apply)" in summary
     assert "| Résidence d'Orio \\[PRG-TEST-ORIO\\] | 1 | 3 | 1 | 1 |" in summary
 
 

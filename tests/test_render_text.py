@@ -19,6 +19,7 @@ from syrupy.assertion import SnapshotAssertion
 
 from reconciler import cli
 from reconciler.planfile import plan_digest
+from reconciler.render.text import format_field
 from reconciler.render.text import render_plan
 
 ESCAPE = "\x1b["
@@ -121,3 +122,9 @@ def test_text_escape_code_shown_escaped() -> None:
     text = render_plan(sample_plan())
     assert "\x1b" not in text
     assert 'building: "\\x1b[31mB\\x1b[0m" → "B"' in text
+
+
+def test_text_shows_invisible_spaces() -> None:
+    assert format_field("name", "R\u00e9sidence\u00a0Ascoubia") == (
+        '"R\u00e9sidence<U+00A0>Ascoubia"'
+    )

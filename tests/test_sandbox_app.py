@@ -416,3 +416,28 @@ def test_server_over_tcp(tmp_path: Path) -> None:
     assert created.status_code == 201
     assert reread.status_code == 200
     assert reread.json() == created.json()
+
+
+def test_sandbox_huge_ids_rejected() -> None:
+    async def main() -> list[int]:
+        store = RecordStore(":memory:")
+        transport = httpx.ASGITransport(app=create_app(store))
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://sandbox.test"
+        ) as client:
+            huge = "9" * 25
+            statuses = [
+                (await client.get(f"/records/{huge}")).status_code,
+                (
+                    await client.get(f"/records?organizationId=1&page={huge}")
+                ).status_code,
+                (
+                    await client.patch(
+                        f"/records/{huge}", json={"version": 1, "questions": {}}
+                    )
+                ).status_code,
+            ]
+        store.close()
+        return statuses
+
+    assert asyncio.run(main()) == [404, 422, 404]

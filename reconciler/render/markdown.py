@@ -131,7 +131,8 @@ def _summary(plan: Plan, digest: str) -> str:
         "",
         f"Target: {escape(str(plan.target))}<br>",
         f"Digest: `{digest}`<br>",
-        f"Exit status: {status} ({_EXIT_MEANINGS[status]})",
+        f"Exit status of `plan --detailed-exitcode`: {status} "
+        f"({_EXIT_MEANINGS[status]})",
         "",
     ]
     if plan.changes:

@@ -40,16 +40,26 @@ def format_field(name: str, value: Value) -> str:
 
     Control characters are shown escaped (``\\x1b``), so that a value read from
     MyNotary can't move the cursor or change colours on a terminal or in a log.
+    Invisible characters and spaces other than the ASCII space are shown as
+    ``<U+00A0>``, so that two values that print alike show their difference.
     """
     spec = FIELDS_BY_NAME.get(name)
     text = spec.format(value) if spec is not None else format_value(value)
     return "".join(_escape_control(char) for char in text)
 
 
+_INVISIBLE_CATEGORIES = frozenset({"Cf", "Zl", "Zp", "Zs"})
+
+
 def _escape_control(char: str) -> str:
-    if unicodedata.category(char) != "Cc":
+    if char.isascii() and char != "\x7f" and char >= " ":
         return char
-    return char.encode("unicode_escape").decode("ascii")
+    category = unicodedata.category(char)
+    if category == "Cc":
+        return char.encode("unicode_escape").decode("ascii")
+    if category in _INVISIBLE_CATEGORIES:
+        return f"<U+{ord(char):04X}>"
+    return char
 
 
 def render_plan(plan: Plan, styler: Styler = _plain) -> str:

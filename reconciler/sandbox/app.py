@@ -66,6 +66,10 @@ _LIST_PARAMETERS = (
 )
 
 
+# SQLite integers are 64-bit: larger ids can name no record.
+_MAX_ID = 2**63 - 1
+
+
 class JSONResponse(Response):
     """A JSON response that writes decimals as numbers with their exact digits."""
 
@@ -194,7 +198,9 @@ class _RecordsApi:
         """GET /records/{id}: return one record, or 404 if it does not exist."""
         record_id: int = request.path_params["id"]
 
-        record = self._store.get(record_id, as_stored=True)
+        record = None
+        if record_id <= _MAX_ID:
+            record = self._store.get(record_id, as_stored=True)
         if record is None:
             raise ApiError(404, "not_found", f"record {record_id} does not exist")
 
@@ -205,6 +211,8 @@ class _RecordsApi:
         record_id: int = request.path_params["id"]
         body = await _read_body(request)
         update = _parse_update(body)
+        if record_id > _MAX_ID:
+            raise ApiError(404, "not_found", f"record {record_id} does not exist")
 
         try:
             record = self._store.update(record_id, update.version, update.questions)
@@ -278,6 +286,8 @@ def _body_int(body: Mapping[str, Any], name: str, *, required: bool) -> int | No
 
     if isinstance(value, bool) or not isinstance(value, int):
         raise _invalid(f"{name} must be an integer, got {dumps_json(value)}")
+    if abs(value) > _MAX_ID:
+        raise _invalid(f"{name} must be at most {_MAX_ID}, got {value}")
     return value
 
 
@@ -341,9 +351,12 @@ def _query_int(params: QueryParams, name: str) -> int | None:
         return None
 
     try:
-        return int(text)
+        value = int(text)
     except ValueError:
         raise _invalid(f"{name} must be an integer, got {text!r}") from None
+    if abs(value) > _MAX_ID:
+        raise _invalid(f"{name} must be at most {_MAX_ID}, got {text}")
+    return value
 
 
 def _page_number(params: QueryParams) -> int:
