@@ -189,7 +189,10 @@ def _describe(loaded: LoadedFile, error: ValidationError) -> str:
     message = error.message
     if error.validator == "oneOf" and "column" in str(error.validator_value):
         message = f"set exactly one of {_RULE_SOURCES}"
-    elif isinstance(error.instance, dict | list):
+    elif isinstance(error.instance, dict | list) and error.validator not in (
+        "additionalProperties",
+        "required",
+    ):
         # jsonschema's message starts with the whole value: a mapping file's
         # section can span hundreds of lines.
         message = _short_message(error)
@@ -200,13 +203,6 @@ def _short_message(error: ValidationError) -> str:
     kind = "a mapping" if isinstance(error.instance, dict) else "a list"
     if error.validator == "type":
         return f"{kind} is not valid here; expected {error.validator_value}"
-    if error.validator == "additionalProperties":
-        allowed = ", ".join(sorted(error.schema.get("properties", {})))
-        return (
-            f"this mapping has fields a mapping file doesn't have; allowed: {allowed}"
-        )
-    if error.validator == "required":
-        return f"this mapping misses required fields: {error.validator_value}"
     return f"{kind} is invalid here ({error.validator})"
 
 
