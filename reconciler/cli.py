@@ -20,6 +20,7 @@ from reconciler import __version__
 from reconciler import commands
 from reconciler.config import TargetOptions
 from reconciler.config import resolve_settings
+from reconciler.errors import EXIT_ERROR
 from reconciler.errors import EXIT_INTERRUPTED
 from reconciler.errors import ReconcilerError
 from reconciler.importer import ImportRequest
@@ -154,7 +155,24 @@ def _console() -> commands.Console:
 
 
 class _Group(click.Group):
-    """Maps user-fixable errors to exit 1 with one line, and Ctrl-C to 130."""
+    """Maps user-fixable errors to exit 1 with one line, and Ctrl-C to 130.
+
+    Usage errors (an unknown option or command, a bad option value) exit 1 too,
+    instead of click's 2, which ``plan --detailed-exitcode`` and ``drift`` use
+    for "changes found".
+    """
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs["standalone_mode"] = False
+        try:
+            return super().main(*args, **kwargs)
+        except click.exceptions.Abort:
+            # Ctrl-C at a prompt, where click catches the KeyboardInterrupt.
+            click.echo("interrupted", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+        except click.ClickException as error:
+            error.show()
+            sys.exit(EXIT_ERROR)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:

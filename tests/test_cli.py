@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import re
 import socket
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -402,3 +404,26 @@ def test_cli_explicit_sandbox_in_ci(manifests: Path, run_cli: RunCli) -> None:
 
     assert result.code == 0
     assert result.stdout.startswith("Target: sandbox (organization 1)\n")
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [("plan", "--formt", "json"), ("bogus",), ("drift", "--format", "yaml")],
+)
+def test_cli_usage_error_exits_one(run_cli: RunCli, arguments: tuple[str, ...]) -> None:
+    result = run_cli(*arguments)
+
+    assert result.code == 1
+    assert "Error:" in result.stderr
+
+
+@pytest.mark.usefixtures("workdir")
+def test_cli_module_exit_code() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "reconciler", "validate", "missing-folder"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert result.returncode == 1
