@@ -485,8 +485,8 @@ def test_cli_commit_state_replays_journal(
 
     assert result.code == 0, result.stderr
     committed = fake.files[("main", "state/links.yaml")].decode("utf-8")
-    assert "LOT-1:" in committed
-    assert "mynotaryId: 1101" in committed
+    assert '"LOT-1": {' in committed
+    assert '"mynotaryId": 1101' in committed
     assert not (workdir / "state" / "links.yaml.journal").exists()
     assert result.stdout.startswith("state/links.yaml: committed to main as ")
     assert "state/links.yaml.applied: absent here, not committed" in result.stdout

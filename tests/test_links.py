@@ -128,7 +128,8 @@ def test_links_not_a_table(path: Path) -> None:
 
 def test_links_invalid_state(path: Path) -> None:
     table_with(path, PROGRAMME).save()
-    text = path.read_text(encoding="utf-8").replace("state: linked", "state: gone")
+    text = path.read_text(encoding="utf-8")
+    text = text.replace('"state": "linked"', '"state": "gone"')
     path.write_text(text, encoding="utf-8")
 
     with pytest.raises(ConfigurationError) as caught:
@@ -277,3 +278,34 @@ def test_links_journal_entry_invalid(tmp_path: Path, line: str) -> None:
         LinkTable.load(path, TargetIdentity("sandbox", 1))
 
     assert str(error.value).startswith(f"line 1 of {path}.journal is not a")
+
+
+def test_links_one_line_per_link(path: Path) -> None:
+    table_with(path, PROGRAMME, FLAT).save()
+
+    lines = path.read_text(encoding="utf-8").splitlines()
+
+    assert [line for line in lines if '"state"' in line] == [
+        '    "LOT-1-2": {"kind": "lot", "programme": "PRG-1", "number": "2", '
+        '"mynotaryId": 1102, "state": "linked"},',
+        '    "PRG-1": {"kind": "programme", "mynotaryId": 1001, "state": "linked"}',
+    ]
+
+
+def test_links_block_yaml_read(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        "# Edited by hand in block style.\n"
+        "version: 1\n"
+        "target:\n"
+        "  url: https://mynotary.test/api\n"
+        "  organizationId: 1\n"
+        "links:\n"
+        "  PRG-1:\n"
+        "    kind: programme\n"
+        "    mynotaryId: 1001\n"
+        "    state: linked\n",
+        encoding="utf-8",
+    )
+
+    assert LinkTable.load(path, TARGET).links == {"PRG-1": PROGRAMME}
