@@ -3,7 +3,7 @@
 The sandbox runs as ``reconciler sandbox serve`` in another process, so its CPU
 is not counted as the reconciler's. Each reconciler command runs as a child
 process too, under ``benchmarks/rusage.py``, which returns its own wall time, CPU
-time and peak memory; the sandbox's ``/_sandbox/stats`` endpoint counts the
+time and peak memory. The sandbox's ``/_sandbox/stats`` endpoint counts the
 requests it received.
 """
 
@@ -32,7 +32,7 @@ STARTUP_TIMEOUT = 20.0
 
 @dataclass(frozen=True)
 class Measurement:
-    """One run: wall and CPU seconds, peak memory in MB, requests and 429 answers.
+    """One run: wall and CPU seconds, peak memory in MB, requests and 429 responses.
 
     ``write_seconds`` is the time from the first to the last write the sandbox
     received. ``exit_code`` is None for a run inside the benchmark's process.

@@ -17,6 +17,7 @@ _STARTED = (time.perf_counter(), time.process_time())
 
 import argparse  # noqa: E402
 import asyncio  # noqa: E402
+import gc  # noqa: E402
 import json  # noqa: E402
 import resource  # noqa: E402
 from collections.abc import Callable  # noqa: E402
@@ -24,6 +25,7 @@ from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 from typing import TypeVar  # noqa: E402
 
+from reconciler.cli import GC_THRESHOLDS  # noqa: E402
 from reconciler.links import LinkTable  # noqa: E402
 from reconciler.links import TargetIdentity  # noqa: E402
 from reconciler.manifest import load_manifests  # noqa: E402
@@ -76,6 +78,8 @@ def main() -> None:
     parser.add_argument("--parallelism", type=int, default=10)
     parser.add_argument("paths", type=Path, nargs="+")
     options = parser.parse_args()
+    # As the command line sets it.
+    gc.set_threshold(*GC_THRESHOLDS)
 
     phases: dict[str, Any] = {
         "import": {

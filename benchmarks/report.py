@@ -2,8 +2,8 @@
 
 ``write_report`` writes the Markdown page (tables of times and ratios, the
 command, the machine and the date) and ``write_plot`` the size curve as a PNG,
-with matplotlib (the ``bench`` extra); without matplotlib the report says how to
-get the plot.
+with matplotlib (the ``bench`` extra); without matplotlib the report names the
+command that installs it.
 """
 
 from __future__ import annotations
@@ -120,7 +120,7 @@ class Results:
 
 @dataclass(frozen=True)
 class Check:
-    """One target: what it asks, what was measured, and whether it is met."""
+    """One target: what it requires, what was measured, and whether it is met."""
 
     target: str
     measured: str
@@ -296,6 +296,8 @@ def _setting_lines(results: Results, command: str) -> list[str]:
         f"- Machine: {os.cpu_count()} cores ({_cpu_model()}), {_memory_gb():.0f} GB"
         f" of memory, {platform.system()} {platform.release()}",
         f"- Python {platform.python_version()}",
+        f"- Load average when the report was written: {_load_average()}; it"
+        " includes any other work on the machine during the run",
         f"- Estate: {results.programmes:,} programme records holding"
         f" {results.lots:,} lots ({sizes.programmes:,} generated programmes of"
         f" {sizes.lots} lots, plus the example manifests)",
@@ -436,10 +438,12 @@ def _method_lines(results: Results) -> list[str]:
         " directly with a record per programme and lot, holding the manifest's"
         " values, and the link table links each of them: the no-change plan exits 0"
         " with `--detailed-exitcode`.",
-        "- Each command runs as `python -m reconciler …` in a child process; wall"
-        " time is measured around it, CPU time (user and system) and peak RSS come"
-        " from `os.wait4`. Requests and 429 answers are counted by the sandbox"
-        " (`GET /_sandbox/stats`).",
+        "- Each command runs as `python -m reconciler …` in a child process of"
+        " `benchmarks/rusage.py`, which measures the wall time around it and reads"
+        " its CPU time (user and system) and peak RSS from `os.wait4`. Requests and"
+        " 429 responses are counted by the sandbox (`GET /_sandbox/stats`). The"
+        " phases are timed in one process by `benchmarks/phases.py`, with the"
+        " garbage collector set as the command line sets it.",
         "- Plans read with `--rate-limit 0`. Applies run with `--rate-limit 0"
         " --write-rate-limit R`, against a sandbox quota of R writes per second."
         " An apply's wall time includes its plan; the write phase runs from the"
@@ -466,6 +470,14 @@ def _cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown CPU"
+
+
+def _load_average() -> str:
+    try:
+        one, five, fifteen = os.getloadavg()
+    except OSError:
+        return "unknown"
+    return f"{one:.2f}, {five:.2f} and {fifteen:.2f} (1, 5 and 15 minutes)"
 
 
 def _memory_gb() -> float:

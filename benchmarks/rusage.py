@@ -6,7 +6,7 @@ MB, "exitCode": n}``.
 
 The benchmark starts commands through this small process because Linux counts the
 memory of the process that called exec in the peak (``ru_maxrss``) of the program
-it runs. A command started by the benchmark, which holds a whole estate in memory,
+it runs. A command started by the benchmark, which keeps a whole estate in memory,
 would report the benchmark's peak; started from here, it reports its own (and at
 least this interpreter's few megabytes).
 """

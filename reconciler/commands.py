@@ -680,8 +680,8 @@ async def _apply_with_progress(
     with console.progress.task("Applying changes", len(plan.changes)) as advance:
 
         def show(change: Change, record: Record | None) -> None:
-            console.print(_progress_line(change))
             advance(1)
+            console.print(_progress_line(change))
 
         return await apply_plan(
             plan, client, links, parallelism=request.parallelism, on_progress=show
