@@ -1,7 +1,7 @@
 """The link table: which MyNotary record each Up record is linked to.
 
 Like Terraform's state, the table belongs to one target (a MyNotary URL and
-organization) and is refused for any other. It is a YAML file, rewritten whole and
+organization) and is rejected for any other. It is a YAML file, rewritten whole and
 atomically at the end of an apply. During an apply every change goes first to an
 append-only journal beside it (one JSON object per line, flushed and synced to disk
 before and after each remote call), so a process killed at any instant loses no
@@ -59,7 +59,7 @@ class Link:
     """The link of one Up record.
 
     ``programme`` and ``number`` are the natural key that finds the record on
-    MyNotary again when a create's answer was lost: the programme's Up id for a
+    MyNotary again when a create's response was lost: the programme's Up id for a
     programme, the lot number within its programme for a lot.
     """
 
@@ -163,9 +163,9 @@ class LinkTable:
     def replay_journal(self) -> int:
         """Apply the journal's entries to the table; return how many were read.
 
-        A line that is not complete JSON is skipped with a warning: a process
-        killed while writing a line leaves one, and the line before a remote call
-        is complete before the call is sent, so no remote change is lost with it.
+        A line that is not complete JSON is skipped with a warning, because a
+        process killed while writing a line leaves one. No remote change is lost
+        with it: the line before a remote call is complete before the call is sent.
         A line of JSON that is not a journal entry is an error.
         """
         if not self.journal_path.exists():
