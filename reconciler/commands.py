@@ -303,10 +303,10 @@ def run_plan(
     plan = saved.plan
     if output.out is not None:
         write_plan_file(saved, output.out)
-        console.notice(
-            f"Plan written to {output.out}; apply exactly this plan with "
-            f"`reconciler apply --plan {output.out}`"
-        )
+        hint = f"apply exactly this plan with `reconciler apply --plan {output.out}`"
+        if plan.problems:
+            hint = "fix its problems and plan again: a blocked plan can't be applied"
+        console.notice(f"Plan written to {output.out}; {hint}")
     console.print(render_saved_plan(saved, output.output_format, console.styler))
     if plan.problems:
         return EXIT_ERROR

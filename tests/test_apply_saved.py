@@ -279,6 +279,7 @@ def test_saved_plan_blocked(setup: Setup) -> None:
     result = setup.run("apply", "--plan", "plan.json")
 
     assert planned.code == 1
+    assert "fix its problems and plan again" in planned.stderr
     assert result.code == 1
     assert "is blocked by 1 problem(s); fix them" in result.stderr
 
