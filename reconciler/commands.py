@@ -399,6 +399,26 @@ def run_force_unlock(settings: Settings, lock_id: str, console: Console) -> int:
     return EXIT_OK
 
 
+async def _plan_to_apply(
+    request: ApplyRequest,
+    loaded: LoadedManifests,
+    client: MyNotaryClient,
+    console: Console,
+) -> tuple[LinkTable, Plan] | None:
+    """Compute and print the plan an apply starts from; None if it is blocked.
+
+    With no change to make, links that an interrupted apply left in the journal
+    go into the table now, because the table is the file reviewed and committed.
+    """
+    links, plan = await build_plan(request.plan, loaded, client, console.progress)
+    console.print(render_plan(plan, console.styler))
+    if plan.problems:
+        return None
+    if not plan.has_changes and links.has_journal():
+        links.save()
+    return links, plan
+
+
 @_holding_target_lock
 def run_apply(request: ApplyRequest, console: Console) -> int:
     """Plan, ask for approval, apply; exit 0 when every change was applied."""
@@ -412,17 +432,11 @@ def run_apply(request: ApplyRequest, console: Console) -> int:
         async with open_client(
             request.plan.settings, console, max_in_flight=request.plan.parallelism
         ) as client:
-            links, plan = await build_plan(
-                request.plan, loaded, client, console.progress
-            )
-            console.print(render_plan(plan, console.styler))
-            if plan.problems:
+            planned = await _plan_to_apply(request, loaded, client, console)
+            if planned is None:
                 return None
+            links, plan = planned
             if not plan.has_changes:
-                # Links that an interrupted apply left in the journal go into
-                # the table, which is the file reviewed and committed.
-                if links.has_journal():
-                    links.save()
                 return ApplyResult()
             if not request.auto_approve and not request.confirm():
                 # Exit 1 like any refusal, so a script without approval fails.
@@ -645,12 +659,10 @@ def run_apply_expected(
         async with open_client(
             request.plan.settings, console, max_in_flight=request.plan.parallelism
         ) as client:
-            links, plan = await build_plan(
-                request.plan, loaded, client, console.progress
-            )
-            console.print(render_plan(plan, console.styler))
-            if plan.problems:
+            planned = await _plan_to_apply(request, loaded, client, console)
+            if planned is None:
                 return None
+            links, plan = planned
             log = ApplyLog.beside(links.path)
             decision = decide_expected_digest(plan, expected_digest, log)
             if not plan.has_changes:

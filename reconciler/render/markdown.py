@@ -29,6 +29,7 @@ from reconciler.plan import iter_changes_by_programme
 from reconciler.planfile import plan_digest
 from reconciler.render.text import SYMBOLS
 from reconciler.render.text import format_field
+from reconciler.render.text import mynotary_ids
 from reconciler.render.text import summary_line
 
 # Characters, leaving room below GitHub's limit of 65,536 for the marker lines
@@ -196,13 +197,7 @@ def _section(heading: str, changes: list[Change]) -> str:
 def _change(change: Change) -> list[str]:
     head = f"**{escape(SYMBOLS[change.action])} {change.action.value}** "
     head += escape(change.label)
-    if change.action is Action.LINK and change.previous_id not in (
-        None,
-        change.mynotary_id,
-    ):
-        head += f" #{change.previous_id} → #{change.mynotary_id}"
-    elif change.mynotary_id is not None:
-        head += f" #{change.mynotary_id}"
+    head += mynotary_ids(change)
     head += f" `{change.up_id}`"
     if change.reason:
         head += f" ({escape(change.reason)})"

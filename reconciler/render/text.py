@@ -84,16 +84,21 @@ def render_plan(plan: Plan, styler: Styler = _plain) -> str:
     return "\n".join(lines) + "\n"
 
 
+def mynotary_ids(change: Change) -> str:
+    """Return the MyNotary ids a change heading shows: `` #12``, or `` #7 → #12``
+    for a link that moves a record's link to another id."""
+    moved = change.previous_id not in (None, change.mynotary_id)
+    if change.action is Action.LINK and moved:
+        return f" #{change.previous_id} → #{change.mynotary_id}"
+    if change.mynotary_id is not None:
+        return f" #{change.mynotary_id}"
+    return ""
+
+
 def _render_change(change: Change, styler: Styler) -> list[str]:
     symbol = styler(SYMBOLS[change.action], COLOURS[change.action])
     head = f"  {symbol} {change.action.value} {change.label}"
-    if change.action is Action.LINK and change.previous_id not in (
-        None,
-        change.mynotary_id,
-    ):
-        head += f" #{change.previous_id} → #{change.mynotary_id}"
-    elif change.mynotary_id is not None:
-        head += f" #{change.mynotary_id}"
+    head += mynotary_ids(change)
     head += f" [{change.up_id}]"
     if change.reason:
         head += f" ({change.reason})"
