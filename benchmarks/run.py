@@ -6,7 +6,7 @@ Usage: ``python benchmarks/run.py [--programmes 500 --lots 100 --latency 0.02
 In a temporary folder, the script writes a deterministic estate: ``--programmes``
 generated programmes of ``--lots`` lots, plus the example manifests built from DVF
 sales. It seeds a sandbox so that MyNotary matches the estate, and serves the
-sandbox in another process, with ``--latency`` seconds added to every answer and
+sandbox in another process, with ``--latency`` seconds added to every response and
 a write quota of ``--rate`` per second. Then it measures:
 
 - plans with no change, with 1 % of the lots changed, and of a new estate;

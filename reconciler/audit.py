@@ -8,7 +8,7 @@ repeat the change, so a record may get a second line but never goes without one.
 A line holds: ``time`` (UTC, ISO 8601), ``target``, ``planDigest``, ``upId``,
 ``mynotaryId``, ``action``, ``fields`` (name, before, after), ``result``
 (``applied`` or ``failed``), ``error`` for a failure and ``reason`` when the plan
-gave one. It holds no API key: the client sends the key only in a header, and
+gave one. It contains no API key: the client sends the key only in a header, and
 removes it from the error messages that it builds.
 """
 

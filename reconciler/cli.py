@@ -426,7 +426,7 @@ def fault_options(function: Callable[..., Any]) -> Callable[..., Any]:
             "--); the options override it.",
         ),
         click.option("--seed", type=int, help="Seed of the fault draws [0]."),
-        click.option("--latency", type=seconds, help="Delay of every answer, s."),
+        click.option("--latency", type=seconds, help="Delay of every response, s."),
         click.option("--error-rate", type=rate, help="Share of 500/502/503."),
         click.option("--throttle-rate", type=rate, help="Share of 429."),
         click.option(
@@ -437,13 +437,13 @@ def fault_options(function: Callable[..., Any]) -> Callable[..., Any]:
             type=click.Choice(["seconds", "date"]),
             help="Retry-After as seconds or as an HTTP date [seconds].",
         ),
-        click.option("--hang-rate", type=rate, help="Share of answers that hang."),
+        click.option("--hang-rate", type=rate, help="Share of responses that hang."),
         click.option("--hang-seconds", type=seconds, help="Length of a hang, s."),
         click.option("--drop-rate", type=rate, help="Share of dropped connections."),
         click.option(
             "--ambiguous-rate",
             type=rate,
-            help="Share of creates and updates committed, then answered 504.",
+            help="Share of creates and updates committed, then responded to with 504.",
         ),
     ]
     for option in reversed(options):

@@ -312,13 +312,13 @@ def _checked_key(key: str, source: str) -> str:
     if all(" " < character <= "~" for character in key):
         return key
     raise ConfigurationError(
-        f"{source} holds a line break, a space or a character outside printable "
+        f"{source} contains a line break, a space or a character outside printable "
         "ASCII, which an HTTP header can't carry; check that it holds the key alone"
     )
 
 
 def check_url(url: str) -> None:
-    """Reject a URL that is not http(s), holds credentials, or is plain http to a
+    """Reject a URL that is not http(s), contains credentials, or is plain http to a
     non-loopback host."""
     canonical_url(url)
 
@@ -329,7 +329,7 @@ def canonical_url(url: str) -> str:
     parts = urlsplit(url)
     if parts.username is not None or parts.password is not None:
         raise ConfigurationError(
-            "the MyNotary URL holds a user name or password; remove them from the "
+            "the MyNotary URL contains a user name or password; remove them from the "
             "URL and set the API key in MYNOTARY_API_KEY"
         )
     scheme = parts.scheme.lower()

@@ -604,7 +604,7 @@ class _Planner:
         # programme's heading, whether or not the programme has changes itself.
         names = {programme.up_id: programme.name for programme in programmes}
         if not programmes:
-            self._refuse_empty_estate()
+            self._block_empty_estate()
             return
         scope = self.options.scope
         for link in sorted(self.links, key=_removal_order):
@@ -629,7 +629,7 @@ class _Planner:
             else:
                 self._unlink_if_linked(link, base, "gone from the manifests")
 
-    def _refuse_empty_estate(self) -> None:
+    def _block_empty_estate(self) -> None:
         linked = sum(1 for link in self.links if link.state is LinkState.LINKED)
         if linked == 0:
             return

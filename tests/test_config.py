@@ -293,7 +293,7 @@ def test_config_key_not_header_safe(key: str) -> None:
         resolve_settings(TargetOptions(), {**REMOTE, "MYNOTARY_API_KEY": " " + key})
 
     message = str(error.value)
-    assert message.startswith("MYNOTARY_API_KEY holds a line break")
+    assert message.startswith("MYNOTARY_API_KEY contains a line break")
     assert "CANARY" not in message
 
 
@@ -315,7 +315,7 @@ def test_config_url_credentials_refused() -> None:
         resolve_settings(TargetOptions(url=url), REMOTE)
 
     assert "CANARY" not in str(error.value)
-    assert "holds a user name or password" in str(error.value)
+    assert "contains a user name or password" in str(error.value)
 
 
 def test_config_url_canonical() -> None:

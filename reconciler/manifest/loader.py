@@ -130,7 +130,7 @@ def load_file(
     ``display_name`` is the file name messages show. A plain scalar at one of
     ``text_paths`` is kept as the text written. Raises ``LoadError`` with every
     problem found; after problems that don't stop the reading, such as duplicate
-    keys, the error's ``loaded`` holds the data read.
+    keys, the error's ``loaded`` contains the data read.
     """
     name = display_name or str(path)
     text = _read_text(path, name)

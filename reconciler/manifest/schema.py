@@ -159,7 +159,7 @@ def _is_valid_fast(version: str, data: dict[str, Any]) -> bool:
     """Return True when the compiled validator accepts ``data``.
 
     The compiled validator is about twenty times faster than jsonschema on valid
-    files, and says nothing about why a file is invalid: a rejected file goes
+    files, and reports nothing about why a file is invalid: a rejected file goes
     through jsonschema, whose errors become the messages. A test checks that the
     two agree on every case file.
     """

@@ -350,7 +350,7 @@ class MyNotaryClient:
         A question set to None is removed. Raises VersionConflictError if the
         record has changed since that version was read. When the update was sent
         again after a lost response and the retry gets 409, the record is read: if
-        it holds the questions sent, the first update had landed and it is
+        it contains the questions sent, the first update had landed and it is
         returned.
         """
         body = {"version": version, "questions": questions}
@@ -374,7 +374,7 @@ class MyNotaryClient:
 
         logger.info(
             "PATCH /records/%s had landed before its retry got 409: the record"
-            " holds the questions sent",
+            " contains the questions sent",
             record_id,
         )
         return record
@@ -586,7 +586,7 @@ class MyNotaryClient:
         return text
 
 
-# A timeout, a lost connection or a malformed answer may not happen again.
+# A timeout, a lost connection or a malformed response may not happen again.
 _TRANSIENT_TRANSPORT_ERRORS = (
     httpx.TimeoutException,
     httpx.NetworkError,
@@ -693,9 +693,9 @@ def _is_retryable(error: BaseException) -> bool:
 
 
 def parse_retry_after(value: str | None) -> float | None:
-    """Return the wait in seconds that a ``Retry-After`` header asks for.
+    """Return the wait in seconds that a ``Retry-After`` header requests.
 
-    The header holds either a number of seconds or an HTTP date (RFC 9110,
+    The header contains either a number of seconds or an HTTP date (RFC 9110,
     section 10.2.3). A date in the past means no wait; an invalid value, None.
     """
     if value is None:

@@ -11,7 +11,7 @@ Faults, each with its share of requests (the shares add up to at most 1):
 - ``error-rate``: 500, 502 or 503, before the request is handled.
 - ``throttle-rate``: 429 with ``Retry-After`` (seconds or an HTTP date), before the
   request is handled.
-- ``hang-rate``: no answer for ``hang-seconds``, then the connection is closed.
+- ``hang-rate``: no response for ``hang-seconds``, then the connection is closed.
 - ``drop-rate``: the connection is closed without an answer.
 - ``ambiguous-rate``: a create or an update is committed, then answered 504.
 
@@ -220,7 +220,7 @@ def quiet_dropped_connections() -> None:
 class FaultInjector:
     """ASGI middleware that injects the faults of ``config`` into ``app``'s responses.
 
-    ``counts`` holds how many requests got each fault, for tests and logs. A test
+    ``counts`` is how many requests got each fault, for tests and logs. A test
     may replace ``config`` while the server runs; later requests use the new one.
     """
 
